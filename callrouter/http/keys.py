@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
+from callrouter.domain.account import Account
 from callrouter.storage.engine import Database
+
+if TYPE_CHECKING:
+    from callrouter.http.live import Hub
+    from callrouter.actors.cluster import Cluster
+    from callrouter.storage.inbox import InboxWriter
 
 
 class ControlPlane(Protocol):
@@ -16,6 +22,17 @@ class ControlPlane(Protocol):
         """Operators, fields, settings or the integration changed: reload them everywhere."""
 
 
+class AccountBox:
+    """The account settings as last loaded; the webhook reads them on every request."""
+
+    def __init__(self, value: Account) -> None:
+        self.value = value
+
+
 DB = web.AppKey("db", Database)
 CONTROL = web.AppKey("control", ControlPlane)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
+ACCOUNT = web.AppKey("account", AccountBox)
+CLUSTER = web.AppKey("cluster", "Cluster")
+INBOX = web.AppKey("inbox", "InboxWriter")
+HUB = web.AppKey("hub", "Hub")

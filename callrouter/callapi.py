@@ -1,0 +1,283 @@
+"""UIS Call API client: `start.employee_call` over JSON-RPC 2.0 (R18, UIS.md "Call API").
+
+The click-to-call of a case (R18) asks UIS to ring the staff member's phone first and then the
+case's user. `CallApiClient` is the real implementation over an injected `aiohttp.ClientSession`;
+`callrouter.testing.fake_uis.FakeUis` is a real HTTP server that answers like UIS, for tests.
+The app depends on the `CallStarter` protocol only, so either can be injected.
+
+Every failure leaves as one `CallApiError` whose `code` is the UIS mnemonic (or `uis_timeout`,
+`uis_unreachable`, `uis_bad_response` for transport problems) and whose `message` tells staff
+what to do; the HTTP layer answers 502 with that code (API.md, `POST /api/v1/cases/{id}/calls`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any, Final, Protocol
+
+import aiohttp
+import orjson
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL: Final = "https://callapi.uiscom.ru/v4.0"
+METHOD: Final = "start.employee_call"
+
+# UIS checks the exact header (UIS.md); aiohttp's `json=` would omit the charset.
+_HEADERS: Final = {"Content-Type": "application/json; charset=UTF-8"}
+
+# When UIS leaves out `error.data.mnemonic`, the JSON-RPC code still names the error group.
+_RPC_FALLBACK: Final[Mapping[int, str]] = {
+    -32700: "parse_error",
+    -32600: "invalid_request",
+    -32601: "method_not_found",
+    -32602: "invalid_parameter_value",
+    -32603: "internal_error",
+    -32001: "access_token_invalid",
+    -32002: "call_forbidden",
+    -32003: "ip_not_whitelisted",
+    -32007: "virtual_phone_number_not_found",
+    -32008: "component_disabled",
+    -32009: "account_inactive",
+    -32029: "limit_exceeded",
+}
+
+_ASK_ADMIN_KEY = "Ask an administrator to check the UIS API key in the integration settings."
+_MAY_HAVE_STARTED = "The call may still start: wait a few seconds for your phone to ring before trying again."
+
+# What staff read for each mnemonic UIS documents for start.employee_call and for every method.
+_MESSAGES: Final[Mapping[str, str]] = {
+    "access_token_invalid": f"UIS rejected the API key. {_ASK_ADMIN_KEY}",
+    "access_token_expired": "The UIS API key has expired. Ask an administrator to create a new "
+    "key in UIS and save it in the integration settings.",
+    "access_token_blocked": f"The UIS API key is blocked. {_ASK_ADMIN_KEY}",
+    "auth_error": f"UIS refused to authenticate this service. {_ASK_ADMIN_KEY}",
+    "ip_not_whitelisted": "UIS refused the call because this server's IP address is not on the "
+    "account's allow list. Ask an administrator to add it in UIS (Call API settings, IP "
+    "addresses tab).",
+    "forbidden": "UIS does not allow this API key to start calls. Ask an administrator to check "
+    "the key's permissions in UIS.",
+    "virtual_phone_number_not_found": "UIS does not know the virtual phone number set for calls. "
+    "Ask an administrator to check it in the integration settings.",
+    "limit_exceeded": "The UIS Call API limit is used up for now. Wait a minute and try again; "
+    "if it keeps happening, the daily limit is reached.",
+    "employee_not_found": "UIS does not know the employee linked to your account. Ask an "
+    "administrator to check which UIS employee you are linked to.",
+    "no_active_phone_number": "Your UIS employee has no active phone number to ring. Turn on a "
+    "phone for your employee in UIS (or ask an administrator), then try again.",
+    "data_type_error": "UIS rejected the call request as malformed. Check the user's phone "
+    "number and try again; if it keeps happening, tell an administrator.",
+    "invalid_parameter_value": "UIS rejected a value in the call request. Check the user's phone "
+    "number and try again; if it keeps happening, tell an administrator.",
+    "required_parameter_missed": "The call request to UIS was incomplete. Tell an administrator; "
+    "this is a fault in the service.",
+    "own_virtual_phone_number_not_allowed": "The user's number is one of our own virtual "
+    "numbers, which UIS cannot call. Correct the user's phone number.",
+    "contact_in_blacklist": "The user's number is on the UIS blacklist, so UIS will not call it. "
+    "Ask an administrator to remove it from the blacklist if the call is wanted.",
+    "call_forbidden": "UIS security rules forbid calling this number. Ask an administrator to "
+    "check the call directions allowed for the API in UIS.",
+    "component_disabled": "The Call API is not enabled on the UIS account. Ask an administrator "
+    "to enable it in UIS.",
+    "account_inactive": "The UIS account is disabled. Ask an administrator to contact UIS "
+    "support.",
+    "internal_error": "UIS had an internal error. Try again in a minute; if it keeps happening, "
+    "tell an administrator.",
+    "uis_timeout": f"UIS did not answer in time. {_MAY_HAVE_STARTED}",
+    "uis_unreachable": "Could not reach UIS. Try again in a minute; if it keeps happening, ask "
+    "an administrator to check the server's network and the Call API URL.",
+    "uis_bad_response": f"UIS sent an unreadable answer. {_MAY_HAVE_STARTED}",
+}
+
+_MNEMONIC = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+class CallApiError(Exception):
+    """UIS did not start the call (R18): a snake_case `code`, a staff-facing `message`.
+
+    `rpc_code` is the JSON-RPC error code (None for transport problems). `retryable` means
+    sending the same request again is safe and may succeed; `detail` is UIS's own text or the
+    transport error, for logs.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        rpc_code: int | None = None,
+        retryable: bool = False,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.rpc_code = rpc_code
+        self.retryable = retryable
+        self.detail = detail
+
+    def __repr__(self) -> str:
+        return f"CallApiError({self.code!r}, rpc_code={self.rpc_code}, retryable={self.retryable})"
+
+
+def _transport_error(code: str, detail: str, *, retryable: bool) -> CallApiError:
+    return CallApiError(code, _MESSAGES[code], retryable=retryable, detail=detail)
+
+
+def _rpc_error(error: Mapping[str, Any]) -> CallApiError:
+    """Map a JSON-RPC `error` object to a CallApiError (UIS.md error list)."""
+    raw_code = error.get("code")
+    rpc_code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
+    data = error.get("data")
+    mnemonic = data.get("mnemonic") if isinstance(data, Mapping) else None
+    uis_text = error.get("message")
+    detail = uis_text if isinstance(uis_text, str) else None
+    if isinstance(mnemonic, str) and _MNEMONIC.fullmatch(mnemonic):
+        code = mnemonic
+    else:
+        code = _RPC_FALLBACK.get(rpc_code, "uis_error") if rpc_code is not None else "uis_error"
+    message = _MESSAGES.get(code)
+    if message is None:
+        # An error UIS added after this table: its own English text is the best hint we have.
+        suffix = f": {detail.rstrip('.')}." if detail else "."
+        message = f"UIS refused the call{suffix} Tell an administrator if it keeps happening."
+    # Only an internal error says nothing about our request, so the same request may succeed.
+    return CallApiError(
+        code, message, rpc_code=rpc_code, retryable=rpc_code == -32603, detail=detail
+    )
+
+
+class CallStarter(Protocol):
+    """Starts a staff-first call to a user (R18); implemented by CallApiClient and fakes."""
+
+    async def start_employee_call(
+        self,
+        *,
+        virtual_phone_number: str,
+        contact: str,
+        employee_id: int,
+        external_id: str,
+        employee_phone: str | None = None,
+    ) -> int:
+        """Ring the employee, then `contact`; return the call_session_id or raise CallApiError."""
+        ...
+
+
+class CallApiClient:
+    """The real UIS Call API over an injected aiohttp session (R18)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        access_token: str,
+        *,
+        timeout: float = 10.0,
+        retries: int = 2,
+        backoff: float = 0.25,
+    ) -> None:
+        self._session = session
+        self._url = url
+        self._access_token = access_token
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._retries = max(0, retries)
+        self._backoff = backoff
+        self._ids = itertools.count(1)
+
+    async def start_employee_call(
+        self,
+        *,
+        virtual_phone_number: str,
+        contact: str,
+        employee_id: int,
+        external_id: str,
+        employee_phone: str | None = None,
+    ) -> int:
+        """Ask UIS to ring the employee first, then `contact` (R18); return call_session_id.
+
+        `external_id` comes back in every notification of the call. Retryable failures
+        (internal UIS errors, UIS unreachable) are retried `retries` times with a doubling
+        backoff; anything else, or the last failure, is raised as CallApiError.
+        """
+        employee: dict[str, Any] = {"id": employee_id}
+        if employee_phone is not None:
+            employee["phone_number"] = employee_phone
+        params: dict[str, Any] = {
+            "access_token": self._access_token,
+            "first_call": "employee",
+            "virtual_phone_number": virtual_phone_number,
+            "contact": contact,
+            "employee": employee,
+            "external_id": external_id,
+            "direction": "out",
+            # Connect the moment the user answers; staff see our virtual number, not theirs.
+            "switch_at_once": True,
+            "show_virtual_phone_number": False,
+        }
+        for attempt in itertools.count():
+            try:
+                return await self._call_once(params)
+            except CallApiError as exc:
+                log.warning(
+                    "UIS %s failed (external_id=%s, attempt %d): %s %s",
+                    METHOD,
+                    external_id,
+                    attempt + 1,
+                    exc.code,
+                    exc.detail,
+                )
+                if not exc.retryable or attempt >= self._retries:
+                    raise
+                await asyncio.sleep(self._backoff * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    async def _call_once(self, params: Mapping[str, Any]) -> int:
+        body = orjson.dumps(
+            {"jsonrpc": "2.0", "id": next(self._ids), "method": METHOD, "params": params}
+        )
+        try:
+            async with self._session.post(
+                self._url, data=body, headers=_HEADERS, timeout=self._timeout
+            ) as response:
+                status = response.status
+                raw = await response.read()
+        # Order matters: a connect timeout is a TimeoutError too, but nothing was sent, so it
+        # is safe to retry; any later timeout may come after UIS already started the call.
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise _transport_error("uis_unreachable", repr(exc), retryable=True) from exc
+        except TimeoutError as exc:
+            raise _transport_error("uis_timeout", repr(exc), retryable=False) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise _transport_error("uis_unreachable", repr(exc), retryable=True) from exc
+        except aiohttp.ClientError as exc:
+            # The connection broke after the request went out: outcome unknown, don't resend.
+            raise _transport_error("uis_bad_response", repr(exc), retryable=False) from exc
+        return _parse_answer(status, raw)
+
+
+def _parse_answer(status: int, raw: bytes) -> int:
+    """call_session_id from a UIS answer, or the CallApiError it stands for."""
+    try:
+        answer = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        answer = None
+    if not isinstance(answer, dict):
+        # A proxy's HTML error page, a truncated body: we cannot tell whether UIS acted.
+        detail = f"HTTP {status}: {raw[:200]!r}"
+        raise _transport_error("uis_bad_response", detail, retryable=False)
+    error = answer.get("error")
+    if isinstance(error, dict):
+        raise _rpc_error(error)
+    # The answer's `id` is not checked: one HTTP exchange carries one request (no batches),
+    # and refusing a well-formed result would hide a call that really started.
+    result = answer.get("result")
+    data = result.get("data") if isinstance(result, dict) else None
+    session_id = data.get("call_session_id") if isinstance(data, dict) else None
+    if isinstance(session_id, int) and not isinstance(session_id, bool):
+        return session_id
+    detail = f"HTTP {status}: no call_session_id in {raw[:200]!r}"
+    raise _transport_error("uis_bad_response", detail, retryable=False)

@@ -1,0 +1,30 @@
+"""Phone numbers reduced to digits for matching (UIS.md "Phone numbers").
+
+Only for comparing numbers: everything shown to people keeps the number as UIS sent it.
+"""
+
+from __future__ import annotations
+
+import re
+
+# ASCII only: `\D` would keep Arabic-Indic and other Unicode digits, which no dialler sends.
+_NON_DIGITS = re.compile(r"[^0-9]")
+
+
+def normalize_phone(raw: str | None) -> str | None:
+    """The digits of `raw` for matching, or None when it has none.
+
+    "74955140578...2345" (a number plus the extension UIS dialled after it) is "74955140578";
+    "+7 (926) 000-00-00" and "89260000000" are "79260000000"; a 10-digit "926…" gets the 7.
+    Short SIP/extension numbers stay as they are ("2345").
+    """
+    if raw is None:
+        return None
+    digits = _NON_DIGITS.sub("", raw.split("...", 1)[0])
+    # Russian numbers: a trunk prefix 8 means country code 7, and a bare 10-digit mobile
+    # number (9xx…) lacks it; both must match the E.164 digits UIS sends.
+    if len(digits) == 11 and digits.startswith("8"):
+        digits = "7" + digits[1:]
+    elif len(digits) == 10 and digits.startswith("9"):
+        digits = "7" + digits
+    return digits or None

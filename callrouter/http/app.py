@@ -1,0 +1,91 @@
+"""The aiohttp application factory: one `create_app(settings)` taking its dependencies, every
+resource owned by a cleanup context (STYLE: aiohttp-demos)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from callrouter.actors.cluster import Cluster
+from callrouter.config import Settings
+from callrouter.http import admin, calls, cases, live, meta, users, webhook
+from callrouter.http.errors import error_middleware
+from callrouter.http.keys import ACCOUNT, ADMIN_TOKEN, CLUSTER, CONTROL, DB, HUB, INBOX, AccountBox
+from callrouter.http.live import Hub
+from callrouter.storage import directory
+from callrouter.storage.engine import Database
+from callrouter.storage.inbox import InboxWriter
+
+log = logging.getLogger("callrouter")
+
+ACCOUNT_REFRESH_SECONDS = 5.0  # another frontend may have changed the settings
+
+
+class LiveControl:
+    """`ControlPlane`: configuration changes reach this frontend and every shard."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    async def reload_account(self) -> None:
+        async with self.app[DB].sessions() as session:
+            self.app[ACCOUNT].value = await directory.load_account(session)
+
+    async def config_changed(self) -> None:
+        await self.reload_account()
+        await self.app[CLUSTER].config_changed()
+
+
+def create_app(settings: Settings, admin_token: str) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+    app[ADMIN_TOKEN] = admin_token
+    app[HUB] = Hub()
+    app.cleanup_ctx.append(_resources(settings))
+    for module in (meta, webhook, admin, users, calls, cases, live):
+        app.add_routes(module.routes)
+    return app
+
+
+def _resources(settings: Settings):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        db = Database(settings.database)
+        await db.create_schema()
+        async with db.sessions() as session, session.begin():
+            await directory.ensure_builtin_fields(session)
+            account = await directory.load_account(session)
+        app[DB] = db
+        app[ACCOUNT] = AccountBox(account)
+        control = LiveControl(app)
+        app[CONTROL] = control
+        cluster = Cluster(settings.database, shards=settings.shards, ray_address=settings.ray_address,
+                          prefix=settings.prefix)
+        cluster.connect()
+        await cluster.start(on_event=app[HUB].publish)
+        app[CLUSTER] = cluster
+        inbox = InboxWriter(db)
+        inbox.start()
+        app[INBOX] = inbox
+        refresher = asyncio.create_task(_refresh(control))
+        log.info("callrouter ready: %s shard(s), database %s", cluster.count, db.engine.url.render_as_string())
+        yield
+        refresher.cancel()
+        await app[HUB].close_all()
+        await inbox.stop()
+        await cluster.stop()
+        await db.dispose()
+
+    return ctx
+
+
+async def _refresh(control: LiveControl) -> None:
+    while True:
+        await asyncio.sleep(ACCOUNT_REFRESH_SECONDS)
+        try:
+            await control.reload_account()
+        except Exception:
+            log.exception("reloading the account settings failed")

@@ -1,0 +1,664 @@
+"""Repository of the account's directory: settings, integration, fields, staff, operators, users.
+
+Every function takes an `AsyncSession` and never commits: the caller owns the transaction
+(`async with db.sessions.begin() as session`). Content errors raise `DirectoryError`
+subclasses, which the HTTP middleware maps to 422 / 404 / 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from callrouter.domain.account import DEFAULT_CALL_API_URL, Account, Integration
+from callrouter.domain.phones import normalize_phone
+from callrouter.storage.models import Field, Operator, Rejected, Setting, Staff, User, UserPhone
+
+SETTINGS_KEY: Final = "settings"
+INTEGRATION_KEY: Final = "integration"
+INT_SETTINGS: Final = ("close_sla_seconds", "service_level_seconds", "silent_call_timeout_seconds")
+_MAX_SECONDS: Final = 10 * 366 * 86400
+
+# (key, title, shown in the incoming-call popup by default: R3).
+BUILTIN_FIELDS: Final = (
+    ("full_name", "Full name", True),
+    ("email", "Email", True),
+    ("company", "Company", True),
+    ("phones", "Phones", False),
+    ("note", "Note", False),
+)
+BUILTIN_KEYS: Final = frozenset(key for key, _, _ in BUILTIN_FIELDS)
+USER_TEXT_LIMITS: Final = {"full_name": 200, "email": 200, "company": 200, "note": 20000}
+USER_KEYS: Final = frozenset({*USER_TEXT_LIMITS, "phones", "custom_fields"})
+_MAX_PHONES: Final = 50
+_MAX_CUSTOM_VALUE: Final = 2000
+
+
+class DirectoryError(ValueError):
+    """Content the directory refuses; `code` is snake_case, `message` a human sentence."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class InvalidError(DirectoryError):
+    """Valid JSON, wrong content (HTTP 422)."""
+
+
+class NotFoundError(DirectoryError):
+    """No such thing (HTTP 404)."""
+
+
+class ConflictError(DirectoryError):
+    """The current state forbids this (HTTP 409)."""
+
+
+def hash_token(token: str) -> str:
+    """The at-rest form of a token (R34): SHA-256, hex. `callrouter.http.auth` uses this too."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _lower(value: object) -> str | None:
+    return None if value is None else str(value).lower()
+
+
+async def _fold_ready(session: AsyncSession) -> None:
+    """Give this SQLite connection a Unicode `lower` (SQLite's own folds ASCII only, and the
+    users are Russian). PostgreSQL's `lower` already follows the database's UTF-8 locale."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    raw = await (await session.connection()).get_raw_connection()
+    await raw.driver_connection.create_function(  # type: ignore[union-attr]
+        "cr_lower", 1, _lower, deterministic=True
+    )
+
+
+def _fold(
+    column: ColumnElement[Any] | InstrumentedAttribute[Any], dialect: str
+) -> ColumnElement[Any]:
+    return func.lower(column) if dialect == "postgresql" else func.cr_lower(column)
+
+
+def _like_pattern(text: str) -> str:
+    """`%text%` with LIKE's wildcards escaped (escape character: backslash)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _now(now: datetime | None) -> datetime:
+    return now if now is not None else datetime.now(UTC)
+
+
+def _insert(session: AsyncSession) -> Any:
+    """The dialect's INSERT, which has `on_conflict_do_*` on both SQLite and PostgreSQL."""
+    name = session.get_bind().dialect.name
+    return postgresql.insert if name == "postgresql" else sqlite.insert
+
+
+# --- settings and integration -------------------------------------------------------------
+
+
+async def _setting(session: AsyncSession, key: str) -> Any:
+    row = await session.get(Setting, key)
+    return None if row is None else row.value
+
+
+async def _put_setting(session: AsyncSession, key: str, value: Any) -> None:
+    row = await session.get(Setting, key)
+    if row is None:
+        session.add(Setting(key=key, value=value))
+    else:
+        row.value = value  # a new object: JSON columns do not track in-place mutation
+
+
+def _integration(value: Any) -> Integration | None:
+    if not isinstance(value, dict):
+        return None
+    try:
+        return Integration(
+            api_key=str(value["api_key"]),
+            virtual_phone_number=str(value["virtual_phone_number"]),
+            call_api_url=str(value.get("call_api_url") or DEFAULT_CALL_API_URL),
+            webhook_secret=str(value["webhook_secret"]),
+        )
+    except KeyError:
+        return None
+
+
+async def load_account(session: AsyncSession) -> Account:
+    """The account's settings and integration; `Account` defaults for what was never set."""
+    stored = await _setting(session, SETTINGS_KEY)
+    account = Account(integration=_integration(await _setting(session, INTEGRATION_KEY)))
+    if isinstance(stored, dict):
+        known = {k: v for k, v in stored.items() if k == "timezone" or k in INT_SETTINGS}
+        account = replace(account, **known)
+    return account
+
+
+def _check_setting(key: str, value: object) -> str | int:
+    if key == "timezone":
+        if not isinstance(value, str) or not value:
+            raise InvalidError("invalid_timezone", "Field 'timezone' must be an IANA time zone.")
+        try:
+            ZoneInfo(value)
+        # Not found is a KeyError; "../x" a ValueError; a directory such as "Europe" an OSError.
+        except (KeyError, ValueError, OSError):
+            raise InvalidError(
+                "invalid_timezone", f"Unknown time zone '{value}' (use an IANA name)."
+            ) from None
+        return value
+    if key in INT_SETTINGS:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _MAX_SECONDS:
+            raise InvalidError(
+                "invalid_setting", f"Field '{key}' must be a positive number of seconds."
+            )
+        return value
+    raise InvalidError("unknown_setting", f"Unknown setting '{key}'.")
+
+
+async def save_settings(session: AsyncSession, /, **changes: object) -> Account:
+    """Change some settings (all validated before any is written); the account after."""
+    checked: dict[str, Any] = {key: _check_setting(key, value) for key, value in changes.items()}
+    account = replace(await load_account(session), **checked)
+    await _put_setting(session, SETTINGS_KEY, account.settings_json())
+    return account
+
+
+async def save_integration(
+    session: AsyncSession,
+    api_key: str,
+    virtual_phone_number: str,
+    call_api_url: str = DEFAULT_CALL_API_URL,
+) -> Integration:
+    """Enable or update the UIS integration (R1). The webhook secret is made on the first call
+    and kept afterwards, so the URL pasted into UIS stays valid."""
+    if not api_key.strip():
+        raise InvalidError("invalid_field", "Field 'api_key' must not be empty.")
+    if normalize_phone(virtual_phone_number) is None:
+        raise InvalidError("invalid_phone", "Field 'virtual_phone_number' has no digits.")
+    url = urlsplit(call_api_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise InvalidError("invalid_url", "Field 'call_api_url' must be an http(s) URL.")
+    current = _integration(await _setting(session, INTEGRATION_KEY))
+    integration = Integration(
+        api_key=api_key.strip(),
+        virtual_phone_number=virtual_phone_number.strip(),
+        call_api_url=call_api_url,
+        webhook_secret=current.webhook_secret if current else secrets.token_urlsafe(32),
+    )
+    await _put_setting(
+        session,
+        INTEGRATION_KEY,
+        {
+            "api_key": integration.api_key,
+            "virtual_phone_number": integration.virtual_phone_number,
+            "call_api_url": integration.call_api_url,
+            "webhook_secret": integration.webhook_secret,
+        },
+    )
+    return integration
+
+
+# --- fields (R3) --------------------------------------------------------------------------
+
+
+def _builtin_rows() -> list[dict[str, Any]]:
+    return [
+        {"key": key, "title": title, "incoming_call": shown, "builtin": True, "position": i}
+        for i, (key, title, shown) in enumerate(BUILTIN_FIELDS)
+    ]
+
+
+async def ensure_builtin_fields(session: AsyncSession) -> None:
+    """Insert the built-in fields that are missing (idempotent, safe when processes race)."""
+    insert = _insert(session)
+    stmt = insert(Field).values(_builtin_rows()).on_conflict_do_nothing(index_elements=["key"])
+    await session.execute(stmt)
+
+
+async def list_fields(session: AsyncSession) -> list[Field]:
+    """All fields in popup order. Built-ins are always there, stored or not (a fresh database
+    answers with their defaults without a write)."""
+    stored = {f.key: f for f in await session.scalars(select(Field))}
+    for row in _builtin_rows():
+        if row["key"] not in stored:
+            stored[row["key"]] = Field(**row)  # transient: never added to the session
+    return sorted(stored.values(), key=lambda f: (f.position, f.key))
+
+
+def field_json(field: Field) -> dict[str, Any]:
+    """The API shape of a field."""
+    return {"key": field.key, "title": field.title, "incoming_call": field.incoming_call}
+
+
+async def create_field(
+    session: AsyncSession, key: str, title: str, incoming_call: bool = False
+) -> Field:
+    """A custom user field; 422 for a bad key, 409 when the key exists."""
+    if not _valid_key(key):
+        raise InvalidError(
+            "invalid_field_key",
+            "Field 'key' must be 1-64 characters of a-z, 0-9 and _, starting with a letter.",
+        )
+    await ensure_builtin_fields(session)
+    if await session.get(Field, key) is not None:
+        raise ConflictError("field_exists", f"A field '{key}' already exists.")
+    last = await session.scalar(select(func.max(Field.position)))
+    field = Field(
+        key=key,
+        title=title,
+        incoming_call=incoming_call,
+        builtin=False,
+        position=(last if last is not None else len(BUILTIN_FIELDS) - 1) + 1,
+    )
+    session.add(field)
+    await session.flush()
+    return field
+
+
+def _valid_key(key: str) -> bool:
+    return (
+        0 < len(key) <= 64
+        and key.isascii()
+        and key[0].isalpha()
+        and key.islower()
+        and all(c.isalnum() or c == "_" for c in key)
+    )
+
+
+async def update_field(
+    session: AsyncSession, key: str, *, incoming_call: bool | None = None, title: str | None = None
+) -> Field:
+    """Change a field's popup flag and/or title; 404 for an unknown key."""
+    await ensure_builtin_fields(session)
+    field = await session.get(Field, key)
+    if field is None:
+        raise NotFoundError("field_not_found", f"No field '{key}'.")
+    if incoming_call is not None:
+        field.incoming_call = incoming_call
+    if title is not None:
+        field.title = title
+    await session.flush()
+    return field
+
+
+async def custom_field_keys(session: AsyncSession) -> set[str]:
+    """The keys a user's `custom_fields` may use."""
+    keys = await session.scalars(select(Field.key).where(Field.builtin.is_(False)))
+    return set(keys) - BUILTIN_KEYS
+
+
+# --- staff and operators (R2) -------------------------------------------------------------
+
+
+async def create_staff(
+    session: AsyncSession, full_name: str, email: str, *, now: datetime | None = None
+) -> tuple[Staff, str]:
+    """A staff member and their token; only the token's hash is stored, so this is the one
+    time the token can be seen (R34)."""
+    local, at, domain = email.partition("@")
+    if not (local and at and domain):
+        raise InvalidError("invalid_email", "Field 'email' must be an email address.")
+    token = secrets.token_urlsafe(32)
+    staff = Staff(
+        full_name=full_name, email=email, token_hash=hash_token(token), created_at=_now(now)
+    )
+    session.add(staff)
+    await session.flush()
+    return staff, token
+
+
+async def get_staff(session: AsyncSession, staff_id: int) -> Staff | None:
+    """One staff member, or None."""
+    return await session.get(Staff, staff_id)
+
+
+async def list_staff(
+    session: AsyncSession, limit: int = 50, offset: int = 0
+) -> tuple[list[Staff], int]:
+    """Staff newest first, and how many there are."""
+    return await _page(session, select(Staff).order_by(Staff.id.desc()), limit, offset)
+
+
+def staff_json(staff: Staff) -> dict[str, Any]:
+    """The API shape of a staff member (never the token)."""
+    return {"id": staff.id, "full_name": staff.full_name, "email": staff.email}
+
+
+async def put_operator(session: AsyncSession, employee_id: int, staff_id: int | None) -> Operator:
+    """Map (or unmap, with None) a UIS employee to a staff member; 422 for unknown staff."""
+    if staff_id is not None and await session.get(Staff, staff_id) is None:
+        raise InvalidError("unknown_staff", f"No staff member {staff_id}.")
+    insert = _insert(session)
+    stmt = insert(Operator).values(employee_id=employee_id, staff_id=staff_id)
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=["employee_id"], set_={"staff_id": staff_id})
+    )
+    operator = await session.get(Operator, employee_id, populate_existing=True)
+    assert operator is not None
+    return operator
+
+
+async def list_operators(
+    session: AsyncSession, limit: int = 50, offset: int = 0
+) -> tuple[list[Operator], int]:
+    """Operators by employee id (they have no creation time), and how many there are."""
+    return await _page(session, select(Operator).order_by(Operator.employee_id), limit, offset)
+
+
+def operator_json(operator: Operator) -> dict[str, Any]:
+    """The API shape of an operator mapping."""
+    return {"employee_id": operator.employee_id, "staff_id": operator.staff_id}
+
+
+async def operator_map(session: AsyncSession) -> dict[int, int]:
+    """employee_id → staff_id for mapped operators only (unmapped ones are ignored: R2)."""
+    rows = await session.execute(
+        select(Operator.employee_id, Operator.staff_id).where(Operator.staff_id.is_not(None))
+    )
+    return {employee_id: staff_id for employee_id, staff_id in rows.tuples() if staff_id}
+
+
+# --- users (R7) ---------------------------------------------------------------------------
+
+
+def _text(key: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidError("invalid_field", f"Field '{key}' must be a string or null.")
+    value = value.strip()
+    if len(value) > USER_TEXT_LIMITS[key]:
+        raise InvalidError(
+            "invalid_field", f"Field '{key}' is longer than {USER_TEXT_LIMITS[key]} characters."
+        )
+    return value or None
+
+
+def _phones(value: object) -> list[tuple[str, str]]:
+    """(as entered, normalised) pairs, first occurrence of a number wins."""
+    if not isinstance(value, list) or len(value) > _MAX_PHONES:
+        raise InvalidError(
+            "invalid_field", f"Field 'phones' must be a list of at most {_MAX_PHONES} strings."
+        )
+    result: dict[str, str] = {}
+    for raw in value:
+        if not isinstance(raw, str) or len(raw.strip()) > 64:
+            raise InvalidError("invalid_phone", "Each phone must be a string of 64 characters max.")
+        normalized = normalize_phone(raw)
+        if normalized is None:
+            raise InvalidError("invalid_phone", f"Phone '{raw}' has no digits.")
+        result.setdefault(normalized, raw.strip())
+    return [(raw, normalized) for normalized, raw in result.items()]
+
+
+async def _custom_fields(
+    session: AsyncSession, value: object, current: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`current` with `value` merged in (null removes a key); 422 for unknown keys."""
+    if not isinstance(value, dict):
+        raise InvalidError("invalid_field", "Field 'custom_fields' must be an object.")
+    known = await custom_field_keys(session) if value else set()
+    merged = dict(current)
+    for key, item in value.items():
+        if key not in known:
+            raise InvalidError("unknown_field", f"No custom field '{key}' is defined.")
+        if item is None:
+            merged.pop(key, None)
+        elif isinstance(item, str | int | float | bool):
+            if isinstance(item, str) and len(item) > _MAX_CUSTOM_VALUE:
+                raise InvalidError("invalid_field", f"Custom field '{key}' is too long.")
+            merged[key] = item
+        else:
+            raise InvalidError("invalid_field", f"Custom field '{key}' must be a plain value.")
+    return merged
+
+
+async def _replace_phones(
+    session: AsyncSession, user_id: int, phones: Iterable[tuple[str, str]]
+) -> None:
+    # A Core DELETE runs now; the ORM would flush the inserts first and trip the unique
+    # (user_id, normalized) constraint when a kept number is re-added.
+    await session.execute(delete(UserPhone).where(UserPhone.user_id == user_id))
+    for position, (raw, normalized) in enumerate(phones):
+        session.add(UserPhone(user_id=user_id, phone=raw, normalized=normalized, position=position))
+
+
+async def _apply(session: AsyncSession, user: User, data: Mapping[str, Any], now: datetime) -> None:
+    unknown = sorted(set(data) - USER_KEYS)
+    if unknown:
+        raise InvalidError("unknown_field", f"Unknown user field(s): {', '.join(unknown)}.")
+    texts = {key: _text(key, data[key]) for key in USER_TEXT_LIMITS if key in data}
+    phones = _phones(data["phones"]) if "phones" in data else None
+    custom = (
+        await _custom_fields(session, data["custom_fields"], user.custom_fields or {})
+        if "custom_fields" in data
+        else None
+    )
+    # Everything is validated above: nothing changes unless all of it is acceptable.
+    for key, text in texts.items():
+        setattr(user, key, text)
+    if custom is not None:
+        user.custom_fields = custom
+    user.updated_at = now
+    await session.flush()
+    if phones is not None:
+        await _replace_phones(session, user.id, phones)
+        await session.flush()
+
+
+async def create_user(
+    session: AsyncSession, data: Mapping[str, Any], *, now: datetime | None = None
+) -> User:
+    """A user from API data (`full_name`, `email`, `company`, `note`, `phones`,
+    `custom_fields`, all optional); 422 `DirectoryError`s for bad content."""
+    at = _now(now)
+    user = User(custom_fields={}, created_at=at, updated_at=at)
+    session.add(user)
+    await _apply(session, user, data, at)
+    return user
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User | None:
+    """One user, or None."""
+    return await session.get(User, user_id)
+
+
+async def patch_user(
+    session: AsyncSession, user_id: int, data: Mapping[str, Any], *, now: datetime | None = None
+) -> User:
+    """Change some fields: `phones` replaces the list, `custom_fields` merges (null removes a
+    key); 404 for an unknown user."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFoundError("user_not_found", f"No user {user_id}.")
+    await _apply(session, user, data, _now(now))
+    return user
+
+
+async def find_user_by_phone(session: AsyncSession, phone: str | None) -> User | None:
+    """The user having this number (compared as digits); the oldest one if several do."""
+    normalized = normalize_phone(phone)
+    if normalized is None:
+        return None
+    stmt = (
+        select(User)
+        .join(UserPhone, UserPhone.user_id == User.id)
+        .where(UserPhone.normalized == normalized)
+        .order_by(User.created_at, User.id)
+        .limit(1)
+    )
+    return await session.scalar(stmt)
+
+
+async def create_user_with_phone(
+    session: AsyncSession, phone: str, *, now: datetime | None = None
+) -> User:
+    """A user with only this phone (R8: a case for an unknown caller)."""
+    return await create_user(session, {"phones": [phone]}, now=now)
+
+
+async def add_phone(
+    session: AsyncSession, user_id: int, phone: str, *, now: datetime | None = None
+) -> bool:
+    """Add a number to a user's phones (R7: linking a caller); False when it is already there.
+    404 for an unknown user, 422 for a number without digits."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFoundError("user_not_found", f"No user {user_id}.")
+    [(raw, normalized)] = _phones([phone])
+    last = await session.scalar(
+        select(func.max(UserPhone.position)).where(UserPhone.user_id == user_id)
+    )
+    insert = _insert(session)
+    stmt = (
+        insert(UserPhone)
+        .values(
+            user_id=user_id,
+            phone=raw,
+            normalized=normalized,
+            position=0 if last is None else last + 1,
+        )
+        .on_conflict_do_nothing(index_elements=["user_id", "normalized"])
+    )
+    added: bool = (await session.execute(stmt)).rowcount > 0  # type: ignore[attr-defined]
+    if added:
+        user.updated_at = _now(now)
+        await session.flush()
+    return added
+
+
+async def phones_of(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Each user's phones as entered, in their order (users without phones map to [])."""
+    ids = list(user_ids)
+    result: dict[int, list[str]] = {user_id: [] for user_id in ids}
+    if ids:
+        rows = await session.execute(
+            select(UserPhone.user_id, UserPhone.phone)
+            .where(UserPhone.user_id.in_(ids))
+            .order_by(UserPhone.user_id, UserPhone.position, UserPhone.id)
+        )
+        for user_id, phone in rows.tuples():
+            result[user_id].append(phone)
+    return result
+
+
+def user_json(user: User, phones: Sequence[str]) -> dict[str, Any]:
+    """The API shape of a user."""
+    return {
+        "id": user.id,
+        "full_name": user.full_name,
+        "email": user.email,
+        "company": user.company,
+        "phones": list(phones),
+        "note": user.note,
+        "custom_fields": dict(user.custom_fields or {}),
+    }
+
+
+async def user_view(session: AsyncSession, user: User) -> dict[str, Any]:
+    """`user_json` with the phones loaded."""
+    return user_json(user, (await phones_of(session, [user.id]))[user.id])
+
+
+def _search_condition(session: AsyncSession, q: str) -> ColumnElement[bool]:
+    pattern = _like_pattern(q.lower())
+    dialect = session.get_bind().dialect.name
+    conditions: list[ColumnElement[bool]] = [
+        _fold(column, dialect).like(pattern, escape="\\")
+        for column in (User.full_name, User.email, User.company, User.note)
+    ]
+    # Values only (not keys): JSON text would also match key names and escaped non-ASCII.
+    each = (
+        func.json_each_text(User.custom_fields)
+        if dialect == "postgresql"
+        else func.json_each(User.custom_fields)
+    ).table_valued("value")
+    conditions.append(
+        exists(
+            select(1)
+            .select_from(each)
+            .where(_fold(each.c.value, dialect).like(pattern, escape="\\"))
+        )
+    )
+    digits = "".join(c for c in q if c.isascii() and c.isdigit())
+    if len(digits) >= 3:
+        # "8 926 …" is stored as "7926…": also try the number normalised as a whole.
+        variants = {digits, normalize_phone(q) or digits}
+        conditions.append(
+            exists(
+                select(1).where(
+                    UserPhone.user_id == User.id,
+                    or_(*(UserPhone.normalized.like(_like_pattern(v)) for v in variants)),
+                )
+            )
+        )
+    return or_(*conditions)
+
+
+async def search_users(
+    session: AsyncSession, q: str | None, limit: int = 50, offset: int = 0
+) -> tuple[list[User], int]:
+    """Users matching `q` in name, email, company, note, a custom field value, or (3+ digits)
+    a phone, case-insensitively; newest first, and the total. Empty `q` lists everyone."""
+    stmt = select(User).order_by(User.created_at.desc(), User.id.desc())
+    if q and q.strip():
+        await _fold_ready(session)
+        stmt = stmt.where(_search_condition(session, q.strip()))
+    return await _page(session, stmt, limit, offset)
+
+
+async def popup_fields(session: AsyncSession, user: User) -> list[dict[str, Any]]:
+    """The R3 popup: `{"key", "title", "value"}` for each field flagged `incoming_call`, in
+    field order. Phones are one comma-separated string; empty values are null."""
+    fields = [f for f in await list_fields(session) if f.incoming_call]
+    phones = (
+        (await phones_of(session, [user.id]))[user.id]
+        if any(f.key == "phones" for f in fields)
+        else []
+    )
+    result = []
+    for field in fields:
+        value: Any
+        if field.key == "phones":
+            value = ", ".join(phones) or None
+        elif field.key in BUILTIN_KEYS:
+            value = getattr(user, field.key)
+        else:
+            value = (user.custom_fields or {}).get(field.key)
+        result.append({"key": field.key, "title": field.title, "value": value})
+    return result
+
+
+# --- rejected notifications (R33) ---------------------------------------------------------
+
+
+async def list_rejected(
+    session: AsyncSession, limit: int = 50, offset: int = 0
+) -> tuple[list[Rejected], int]:
+    """Refused webhook bodies, newest first, and how many there are."""
+    return await _page(session, select(Rejected).order_by(Rejected.id.desc()), limit, offset)
+
+
+T = TypeVar("T")
+
+
+async def _page(
+    session: AsyncSession, stmt: Select[T], limit: int, offset: int
+) -> tuple[list[T], int]:
+    total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    items = list(await session.scalars(stmt.limit(limit).offset(offset)))
+    return items, total or 0

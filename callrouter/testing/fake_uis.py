@@ -1,0 +1,363 @@
+"""A fake UIS Call API: a real aiohttp JSON-RPC server on a local port (R18, UIS.md "Call API").
+
+It validates `start.employee_call` requests the way UIS documents it (JSON-RPC envelope, method,
+`access_token`, required and typed params, unknown params) and answers with UIS's success and
+error shapes. Tests script the next answers with `fail_next`, `delay_next` and `garble_next`,
+and read what arrived in `requests` (bodies) and `headers`.
+
+    async with FakeUis(access_token="k") as fake:
+        client = CallApiClient(session, fake.url, "k")
+
+Standalone, for manual runs: `python -m callrouter.testing.fake_uis --port 8765 --access-token K`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, TypeAlias
+
+import orjson
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+PATH: Final = "/v4.0"
+FIRST_CALL_SESSION_ID: Final = 237859081
+DAY_LIMIT: Final = 10000
+MINUTE_LIMIT: Final = 100
+
+# Codes and English texts from the UIS Call API error lists (common and start.employee_call).
+_CODES: Final = {
+    "parse_error": -32700,
+    "invalid_request": -32600,
+    "method_not_found": -32601,
+    "internal_error": -32603,
+    "access_token_invalid": -32001,
+    "access_token_expired": -32001,
+    "access_token_blocked": -32001,
+    "auth_error": -32001,
+    "contact_in_blacklist": -32002,
+    "ip_not_whitelisted": -32003,
+    "forbidden": -32003,
+    "virtual_phone_number_not_found": -32007,
+    "component_disabled": -32008,
+    "account_inactive": -32009,
+    "limit_exceeded": -32029,
+    "notifications_not_supported": -32099,
+    "batch_opreations_not_supported": -32099,  # sic: UIS's spelling
+}
+_TEXTS: Final = {
+    "parse_error": "Invalid JSON was received by the server.",
+    "invalid_request": "Invalid Request The JSON sent is not a valid Request object",
+    "method_not_found": "The method does not exist / is not available",
+    "internal_error": "Internal error, contact the support service",
+    "access_token_invalid": "Access token is invalid",
+    "access_token_expired": "Access token has been expired",
+    "access_token_blocked": "Access token has been blocked",
+    "ip_not_whitelisted": "Your IP 127.0.0.1 is not whitelisted",
+    "virtual_phone_number_not_found": "Virtual phone number not found. "
+    "It is not your virtual phone number.",
+    "limit_exceeded": "Limit per minute has been exceeded. Value of current limit per minute "
+    "is 100",
+    "employee_not_found": "Employee not found. It is not your employee.",
+    "no_active_phone_number": "The phone number does not exist or inactive",
+    "data_type_error": "Data supplied is of wrong type",
+    "required_parameter_missed": "The required parameter has been missed",
+    "invalid_parameter_value": "Invalid parameter value",
+    "unexpected_parameters": "Unexpected method parameter(s)",
+}
+
+_METHOD: Final = "start.employee_call"
+_REQUIRED: Final = ("access_token", "first_call", "virtual_phone_number", "contact", "employee")
+_TYPES: Final[dict[str, type]] = {
+    "access_token": str,
+    "first_call": str,
+    "switch_at_once": bool,
+    "early_switching": bool,
+    "media_file_id": int,
+    "virtual_phone_number": str,
+    "show_virtual_phone_number": bool,
+    "contact": str,
+    "external_id": str,
+    "dtmf_string": str,
+    "direction": str,
+    "employee": dict,
+    "contact_message": dict,
+    "employee_message": dict,
+}
+_CHOICES: Final = {"first_call": ("employee", "contact"), "direction": ("in", "out")}
+
+
+@dataclass(frozen=True)
+class _Fail:
+    mnemonic: str | None
+    rpc_code: int
+
+
+@dataclass(frozen=True)
+class _Delay:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Garble:
+    pass
+
+
+_Script: TypeAlias = _Fail | _Delay | _Garble
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    mnemonic: str
+    field: str | None = None
+    value: Any = None
+
+
+def _has_type(value: Any, expected: type) -> bool:
+    # bool is an int in Python but not in JSON: `"media_file_id": true` is a type error.
+    if expected is int and isinstance(value, bool):
+        return False
+    return isinstance(value, expected)
+
+
+class FakeUis:
+    """A local UIS Call API answering `start.employee_call` like UIS does (R18)."""
+
+    def __init__(
+        self,
+        access_token: str = "fake-uis-key",
+        *,
+        employee_ids: Collection[int] | None = None,
+        virtual_phone_numbers: Collection[str] | None = None,
+    ) -> None:
+        """`employee_ids`/`virtual_phone_numbers`, when given, are the only ones UIS knows."""
+        self.access_token = access_token
+        self.employee_ids = employee_ids
+        self.virtual_phone_numbers = virtual_phone_numbers
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        # (call_session_id, params) of every call the fake "started", for driving notifications.
+        self.calls: list[tuple[int, dict[str, Any]]] = []
+        self._script: deque[_Script] = deque()
+        self._next_id = FIRST_CALL_SESSION_ID
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+        self._closing = asyncio.Event()
+
+    @property
+    def url(self) -> str:
+        """The Call API URL to give the client; only while started."""
+        if self._url is None:
+            raise RuntimeError("FakeUis is not started")
+        return self._url
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on host:port (0 picks a free port); return the Call API URL."""
+        if self._runner is not None:
+            raise RuntimeError("FakeUis is already started")
+        app = web.Application()
+        app.router.add_post(PATH, self._handle)
+        # handler_cancellation: a client that timed out leaves, like it would at UIS; the short
+        # shutdown_timeout keeps stop() from waiting a minute on a delayed answer.
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        self._closing = asyncio.Event()
+        bound_host, bound_port = runner.addresses[0][:2]
+        self._url = f"http://{bound_host}:{bound_port}{PATH}"
+        return self._url
+
+    async def stop(self) -> None:
+        """Stop listening; delayed answers in flight are cut short. Idempotent."""
+        if self._runner is None:
+            return
+        self._closing.set()
+        runner, self._runner, self._url = self._runner, None, None
+        await runner.cleanup()
+
+    async def __aenter__(self) -> FakeUis:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def fail_next(self, mnemonic: str | None, rpc_code: int | None = None) -> None:
+        """Answer the next request with this UIS error; `mnemonic=None` leaves it out of data.
+
+        `rpc_code` defaults to the code UIS uses for the mnemonic (-32602 for parameter errors).
+        """
+        if rpc_code is None:
+            if mnemonic is None:
+                raise ValueError("fail_next needs a mnemonic or an rpc_code")
+            rpc_code = _CODES.get(mnemonic, -32602)
+        self._script.append(_Fail(mnemonic, rpc_code))
+
+    def delay_next(self, seconds: float) -> None:
+        """Hold the next answer back this long (then answer normally), to make clients time out."""
+        self._script.append(_Delay(seconds))
+
+    def garble_next(self) -> None:
+        """Answer the next request with a truncated, non-JSON body."""
+        self._script.append(_Garble())
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        self.headers.append(dict(request.headers))
+        try:
+            body: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return self._refuse(None, _Refusal("parse_error"))
+        if isinstance(body, dict):
+            self.requests.append(body)
+        request_id = body.get("id") if isinstance(body, dict) else None
+        log.info("fake UIS got %s", _masked(body))
+        script = self._script.popleft() if self._script else None
+        if isinstance(script, _Delay):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), script.seconds)
+        elif isinstance(script, _Garble):
+            return web.Response(
+                body=b'{"jsonrpc": "2.0", "result": {"da', content_type="application/json"
+            )
+        elif isinstance(script, _Fail):
+            return self._error(request_id, script.rpc_code, script.mnemonic, None, None)
+        refusal = self._validate(body)
+        if refusal is not None:
+            return self._refuse(request_id, refusal)
+        return self._start_call(request_id, body["params"])
+
+    def _validate(self, body: Any) -> _Refusal | None:
+        """What UIS would refuse in this request, checked in UIS's order, or None."""
+        if isinstance(body, list):
+            return _Refusal("batch_opreations_not_supported")
+        if not isinstance(body, dict) or body.get("jsonrpc") != "2.0":
+            return _Refusal("invalid_request")
+        if "id" not in body:
+            return _Refusal("notifications_not_supported")
+        if body.get("method") != _METHOD:
+            return _Refusal("method_not_found", "method", body.get("method"))
+        params = body.get("params")
+        if not isinstance(params, dict):
+            return _Refusal("data_type_error", "params", params)
+        if params.get("access_token") != self.access_token:
+            return _Refusal("access_token_invalid")
+        return self._validate_params(params)
+
+    def _validate_params(self, params: dict[str, Any]) -> _Refusal | None:
+        for name in params:
+            if name not in _TYPES:
+                return _Refusal("unexpected_parameters", name, params[name])
+        for name in _REQUIRED:
+            if name not in params:
+                return _Refusal("required_parameter_missed", name)
+        for name, value in params.items():
+            if not _has_type(value, _TYPES[name]):
+                return _Refusal("data_type_error", name, value)
+            if name in _CHOICES and value not in _CHOICES[name]:
+                return _Refusal("invalid_parameter_value", name, value)
+        employee = params["employee"]
+        if "id" not in employee:
+            return _Refusal("required_parameter_missed", "employee.id")
+        if set(employee) - {"id", "phone_number"}:
+            extra = sorted(set(employee) - {"id", "phone_number"})[0]
+            return _Refusal("unexpected_parameters", f"employee.{extra}", employee[extra])
+        if not _has_type(employee["id"], int):
+            return _Refusal("data_type_error", "employee.id", employee["id"])
+        if not isinstance(employee.get("phone_number", ""), str):
+            return _Refusal("data_type_error", "employee.phone_number", employee["phone_number"])
+        vpn = params["virtual_phone_number"]
+        if self.virtual_phone_numbers is not None and vpn not in self.virtual_phone_numbers:
+            return _Refusal("virtual_phone_number_not_found", "virtual_phone_number", vpn)
+        if self.employee_ids is not None and employee["id"] not in self.employee_ids:
+            return _Refusal("employee_not_found", "employee.id", employee["id"])
+        return None
+
+    def _start_call(self, request_id: Any, params: dict[str, Any]) -> web.Response:
+        session_id = self._next_id
+        self._next_id += 1
+        self.calls.append((session_id, params))
+        # UIS only charges points for successful requests, so only these count down.
+        used = len(self.calls)
+        limits = {
+            "day_limit": DAY_LIMIT,
+            "day_remaining": max(0, DAY_LIMIT - used),
+            "minute_limit": MINUTE_LIMIT,
+            "minute_remaining": max(0, MINUTE_LIMIT - used),
+        }
+        answer = {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "result": {"data": {"call_session_id": session_id}, "metadata": {"limits": limits}},
+        }
+        return _json(answer)
+
+    def _refuse(self, request_id: Any, refusal: _Refusal) -> web.Response:
+        code = _CODES.get(refusal.mnemonic, -32602)
+        return self._error(request_id, code, refusal.mnemonic, refusal.field, refusal.value)
+
+    @staticmethod
+    def _error(
+        request_id: Any, rpc_code: int, mnemonic: str | None, field: str | None, value: Any
+    ) -> web.Response:
+        data: dict[str, Any] = {"field": field, "value": value, "params": {}}
+        if mnemonic is not None:
+            data["mnemonic"] = mnemonic
+        text = _TEXTS.get(mnemonic or "", "Error")
+        error = {"code": rpc_code, "message": text, "data": data}
+        # UIS answers JSON-RPC errors with HTTP 200, like successes.
+        return _json({"jsonrpc": "2.0", "id": request_id, "error": error})
+
+
+def _json(answer: dict[str, Any]) -> web.Response:
+    return web.Response(body=orjson.dumps(answer), content_type="application/json")
+
+
+def _masked(body: Any) -> Any:
+    """The body for logs, without the API key."""
+    if isinstance(body, dict) and isinstance(body.get("params"), dict):
+        return {**body, "params": {**body["params"], "access_token": "***"}}
+    return body
+
+
+async def _serve(host: str, port: int, access_token: str) -> None:
+    fake = FakeUis(access_token)
+    url = await fake.start(host, port)
+    print(f"fake UIS Call API at {url}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await fake.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the fake standalone until interrupted."""
+    parser = argparse.ArgumentParser(description="Fake UIS Call API (start.employee_call).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--access-token", required=True, help="the key clients must send")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args.host, args.port, args.access_token))
+
+
+if __name__ == "__main__":
+    main()
