@@ -47,7 +47,9 @@ _RPC_FALLBACK: Final[Mapping[int, str]] = {
 }
 
 _ASK_ADMIN_KEY = "Ask an administrator to check the UIS API key in the integration settings."
-_MAY_HAVE_STARTED = "The call may still start: wait a few seconds for your phone to ring before trying again."
+_MAY_HAVE_STARTED = (
+    "The call may still start: wait a few seconds for your phone to ring before trying again."
+)
 
 # What staff read for each mnemonic UIS documents for start.employee_call and for every method.
 _MESSAGES: Final[Mapping[str, str]] = {
@@ -83,8 +85,7 @@ _MESSAGES: Final[Mapping[str, str]] = {
     "check the call directions allowed for the API in UIS.",
     "component_disabled": "The Call API is not enabled on the UIS account. Ask an administrator "
     "to enable it in UIS.",
-    "account_inactive": "The UIS account is disabled. Ask an administrator to contact UIS "
-    "support.",
+    "account_inactive": "The UIS account is disabled. Ask an administrator to contact UIS support.",
     "internal_error": "UIS had an internal error. Try again in a minute; if it keeps happening, "
     "tell an administrator.",
     "uis_timeout": f"UIS did not answer in time. {_MAY_HAVE_STARTED}",

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from callrouter.storage.engine import Database, normalize_url
 from callrouter.storage.models import Base
@@ -43,7 +44,8 @@ def pg_schema() -> Iterator[str | Exception]:
     schema = f"test_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(asyncio.wait_for(_pg_admin(f'CREATE SCHEMA "{schema}"'), 10))
-    except Exception as exc:  # unreachable, refused, bad credentials: all mean "no PG here"
+    # Unreachable, refused, bad credentials: all mean "no PostgreSQL here".
+    except (OSError, TimeoutError, SQLAlchemyError) as exc:
         yield exc
         return
     yield schema
@@ -64,7 +66,7 @@ def _use_schema(db: Database, schema: str) -> None:
 
 async def open_database(kind: str, tmp_path: Path, pg_schema: str | Exception) -> Database:
     """An empty database with the schema created (the tables of a PostgreSQL run are
-    created once, then truncated per test: much faster than create/drop)."""
+    created once, then emptied per test: much faster than create/drop)."""
     if kind == "sqlite":
         db = Database(f"sqlite:///{tmp_path / 'test.sqlite3'}")
         await db.create_schema()
@@ -79,9 +81,10 @@ async def open_database(kind: str, tmp_path: Path, pg_schema: str | Exception) -
     if pg_schema not in _pg_tables_made:
         await db.create_schema()
         _pg_tables_made.add(pg_schema)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with db.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # DELETE beats TRUNCATE on a handful of tiny tables (TRUNCATE rewrites each file).
+        for table in reversed(Base.metadata.sorted_tables):
+            await conn.execute(table.delete())
     return db
 
 

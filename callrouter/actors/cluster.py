@@ -50,10 +50,13 @@ class Cluster:
 
     async def start(self, on_event: EventSink | None = None) -> None:
         """Get the shards from the named supervisor (created by the first frontend)."""
-        supervisor = Supervisor.options(name=f"{self.prefix}-supervisor", get_if_exists=True).remote(
-            self.count, self.database_url, self.prefix
-        )
-        self.shards = await supervisor.shards_ready.remote()
+        # The handle is kept: an actor whose owner drops every reference is destroyed, shards
+        # and all. On a shared cluster the supervisor outlives any one frontend.
+        options: dict[str, Any] = {"name": f"{self.prefix}-supervisor", "get_if_exists": True}
+        if self.ray_address:
+            options["lifetime"] = "detached"
+        self.supervisor = Supervisor.options(**options).remote(self.count, self.database_url, self.prefix)
+        self.shards = await self.supervisor.shards_ready.remote()
         self.count = len(self.shards)
         self.pending = [[] for _ in self.shards]
         self.wakeups = [asyncio.Event() for _ in self.shards]

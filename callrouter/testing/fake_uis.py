@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, Self, TypeAlias
 
 import orjson
 from aiohttp import web
@@ -187,7 +187,7 @@ class FakeUis:
         runner, self._runner, self._url = self._runner, None, None
         await runner.cleanup()
 
-    async def __aenter__(self) -> FakeUis:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -262,9 +262,9 @@ class FakeUis:
         return self._validate_params(params)
 
     def _validate_params(self, params: dict[str, Any]) -> _Refusal | None:
-        for name in params:
+        for name, value in params.items():
             if name not in _TYPES:
-                return _Refusal("unexpected_parameters", name, params[name])
+                return _Refusal("unexpected_parameters", name, value)
         for name in _REQUIRED:
             if name not in params:
                 return _Refusal("required_parameter_missed", name)
@@ -276,8 +276,8 @@ class FakeUis:
         employee = params["employee"]
         if "id" not in employee:
             return _Refusal("required_parameter_missed", "employee.id")
-        if set(employee) - {"id", "phone_number"}:
-            extra = sorted(set(employee) - {"id", "phone_number"})[0]
+        if extras := set(employee) - {"id", "phone_number"}:
+            extra = min(extras)
             return _Refusal("unexpected_parameters", f"employee.{extra}", employee[extra])
         if not _has_type(employee["id"], int):
             return _Refusal("data_type_error", "employee.id", employee["id"])
