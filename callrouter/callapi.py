@@ -219,7 +219,8 @@ class CallApiClient:
             "switch_at_once": True,
             "show_virtual_phone_number": False,
         }
-        for attempt in itertools.count():
+        attempt = 0
+        while True:
             try:
                 return await self._call_once(params)
             except CallApiError as exc:
@@ -234,7 +235,7 @@ class CallApiClient:
                 if not exc.retryable or attempt >= self._retries:
                     raise
                 await asyncio.sleep(self._backoff * 2**attempt)
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+                attempt += 1
 
     async def _call_once(self, params: Mapping[str, Any]) -> int:
         body = orjson.dumps(

@@ -25,8 +25,14 @@ EventSink = Callable[[int, dict[str, Any]], Awaitable[None]]
 
 
 class Cluster:
-    def __init__(self, database_url: str, *, shards: int = 2, ray_address: str | None = None,
-                 prefix: str = "callrouter") -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        shards: int = 2,
+        ray_address: str | None = None,
+        prefix: str = "callrouter",
+    ) -> None:
         self.database_url = database_url
         self.count = shards
         self.ray_address = ray_address
@@ -44,8 +50,12 @@ class Cluster:
             if self.ray_address:
                 ray.init(address=self.ray_address, namespace=self.prefix, log_to_driver=False)
             else:
-                ray.init(include_dashboard=False, namespace=self.prefix, log_to_driver=False,
-                         num_cpus=max(2, os.cpu_count() or 2))
+                ray.init(
+                    include_dashboard=False,
+                    namespace=self.prefix,
+                    log_to_driver=False,
+                    num_cpus=max(2, os.cpu_count() or 2),
+                )
             self.started_ray = True
 
     async def start(self, on_event: EventSink | None = None) -> None:
@@ -55,7 +65,9 @@ class Cluster:
         options: dict[str, Any] = {"name": f"{self.prefix}-supervisor", "get_if_exists": True}
         if self.ray_address:
             options["lifetime"] = "detached"
-        self.supervisor = Supervisor.options(**options).remote(self.count, self.database_url, self.prefix)
+        self.supervisor = Supervisor.options(**options).remote(
+            self.count, self.database_url, self.prefix
+        )
         self.shards = await self.supervisor.shards_ready.remote()
         self.count = len(self.shards)
         self.pending = [[] for _ in self.shards]
@@ -102,7 +114,9 @@ class Cluster:
         return self.shards[shard_of(f"call:{call_session_id}", self.count)]
 
     async def call(self, call_session_id: int) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = await self._shard_for_call(call_session_id).call.remote(call_session_id)
+        result: dict[str, Any] | None = await self._shard_for_call(call_session_id).call.remote(
+            call_session_id
+        )
         return result
 
     async def active_calls(self) -> list[dict[str, Any]]:

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callrouter.domain.agent import AgentState
-from callrouter.domain.call import Answered, CallFacts, CallState, Finished, LiveEffect, Offered, OfferEnded
+from callrouter.domain.call import (
+    Answered,
+    CallFacts,
+    CallState,
+    Finished,
+    LiveEffect,
+    Offered,
+    OfferEnded,
+)
 from callrouter.domain.contact import ContactState
 from callrouter.domain.notifications import Kind, Notification
 from callrouter.domain.phones import normalize_phone
@@ -105,8 +113,13 @@ class Output:
 class ShardHost:
     """The entities of shard `index` of `count`."""
 
-    def __init__(self, index: int, count: int, staff_of: dict[int, int] | None = None,
-                 silent_timeout: float = 7200.0) -> None:
+    def __init__(
+        self,
+        index: int,
+        count: int,
+        staff_of: dict[int, int] | None = None,
+        silent_timeout: float = 7200.0,
+    ) -> None:
         self.index = index
         self.count = count
         self.staff_of = dict(staff_of or {})
@@ -196,12 +209,16 @@ class ShardHost:
         effects = call.apply(n, env.received, env.inbox_id)
         return self._live(call, effects, out)
 
-    def _live(self, call: CallState, effects: list[LiveEffect], out: Output | None = None) -> list[Envelope]:
+    def _live(
+        self, call: CallState, effects: list[LiveEffect], out: Output | None = None
+    ) -> list[Envelope]:
         """Turn a call's live effects into events for the mapped staff (R2, R5, R6)."""
         produced: list[Envelope] = []
         for effect in effects:
             if isinstance(effect, Finished):
-                staff = tuple(dict.fromkeys(s for e in effect.employee_ids if (s := self.staff_of.get(e))))
+                staff = tuple(
+                    dict.fromkeys(s for e in effect.employee_ids if (s := self.staff_of.get(e)))
+                )
                 key = normalize_phone(effect.facts.phone) or f"call-{call.call_session_id}"
                 produced.append(ToContact(key, effect.facts, staff))
                 produced += [ToAgent(s, "ended", call.call_session_id) for s in staff]
@@ -211,16 +228,24 @@ class ShardHost:
                 continue
             if isinstance(effect, Offered):
                 kind = "call.dialing" if call.is_dial else "call.ringing"
-                event = {"type": kind, "call_session_id": effect.call_session_id,
-                         "direction": effect.direction, "phone": effect.phone}
+                event = {
+                    "type": kind,
+                    "call_session_id": effect.call_session_id,
+                    "direction": effect.direction,
+                    "phone": effect.phone,
+                }
                 produced.append(ToAgent(staff_id, "offered", effect.call_session_id, event))
             elif isinstance(effect, OfferEnded):
                 event = {"type": "call.offer_ended", "call_session_id": effect.call_session_id}
                 produced.append(ToAgent(staff_id, "offer_ended", effect.call_session_id))
             elif isinstance(effect, Answered):
                 kind = "call.connected" if call.is_dial else "call.answered"
-                event = {"type": kind, "call_session_id": effect.call_session_id,
-                         "direction": effect.direction, "phone": effect.phone}
+                event = {
+                    "type": kind,
+                    "call_session_id": effect.call_session_id,
+                    "direction": effect.direction,
+                    "phone": effect.phone,
+                }
                 produced.append(ToAgent(staff_id, "answered", effect.call_session_id, event))
             if out is not None:
                 out.jobs.append(Live(staff_id, event))
@@ -239,7 +264,9 @@ class ShardHost:
         return snap
 
     def active_calls(self) -> list[dict[str, Any]]:
-        return [s for cid, c in self.calls.items() if not c.finished and (s := self.call_snapshot(cid))]
+        return [
+            s for cid, c in self.calls.items() if not c.finished and (s := self.call_snapshot(cid))
+        ]
 
     def agent_replay(self, staff_id: int) -> list[dict[str, Any]]:
         agent = self.agents.get(staff_id)

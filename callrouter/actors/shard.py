@@ -94,8 +94,11 @@ class Shard:
             after = rows[-1].id
             mine: list[Envelope] = []
             for row in rows:
-                env = Inbound(row.id, row.received_at.timestamp(),
-                              parse_notification(parse_body(row.body.encode()), self.tz, row.received_at))
+                env = Inbound(
+                    row.id,
+                    row.received_at.timestamp(),
+                    parse_notification(parse_body(row.body.encode()), self.tz, row.received_at),
+                )
                 if shard_of(entity_key(env), self.host.count) == self.host.index:
                     mine.append(env)
             self._absorb(self.host.handle(mine, time.time()))
@@ -104,7 +107,9 @@ class Shard:
     async def deliver(self, envelopes: list[Envelope]) -> int:
         """Apply a batch of envelopes (the only way work reaches entities)."""
         if not self.started:  # restarted by Ray after a crash: find the peers, recover
-            await self.start([ray.get_actor(shard_name(self.prefix, i)) for i in range(self.host.count)])
+            await self.start(
+                [ray.get_actor(shard_name(self.prefix, i)) for i in range(self.host.count)]
+            )
         self._absorb(self.host.handle(envelopes, time.time()))
         return len(envelopes)
 
@@ -164,9 +169,20 @@ class Shard:
                         continue
                     staff = dict.fromkeys(job.staff_ids + done.staff_ids)
                     for staff_id in staff:
-                        events.append((staff_id, {"type": "call.ended", "call_session_id": done.call_session_id,
-                                                  "case_ids": list(done.case_ids)}))
-                        events += [(staff_id, {"type": "case.updated", "case_id": c}) for c in done.case_ids]
+                        events.append(
+                            (
+                                staff_id,
+                                {
+                                    "type": "call.ended",
+                                    "call_session_id": done.call_session_id,
+                                    "case_ids": list(done.case_ids),
+                                },
+                            )
+                        )
+                        events += [
+                            (staff_id, {"type": "case.updated", "case_id": c})
+                            for c in done.case_ids
+                        ]
                 elif isinstance(job, StoreRecording):
                     changed = await call_store.store_recording(session, job.notification)
                     if job.inbox_id is not None:
@@ -174,7 +190,9 @@ class Shard:
                     for case_id in changed:
                         case = await session.get(Case, case_id)
                         if case is not None and case.assignee_id is not None:
-                            events.append((case.assignee_id, {"type": "case.updated", "case_id": case_id}))
+                            events.append(
+                                (case.assignee_id, {"type": "case.updated", "case_id": case_id})
+                            )
                 elif isinstance(job, MarkDone):
                     await call_store.mark_done(session, list(job.inbox_ids))
                 elif isinstance(job, Live):
@@ -190,13 +208,17 @@ class Shard:
                 self.events.append((self.seq, staff_id, event))
             self.published.notify_all()
 
-    async def poll_events(self, after: int, timeout: float) -> tuple[int, list[tuple[int, dict[str, Any]]]]:
+    async def poll_events(
+        self, after: int, timeout: float
+    ) -> tuple[int, list[tuple[int, dict[str, Any]]]]:
         """Live events with a sequence number above `after`, waiting up to `timeout` for one.
         Returns (latest seq, [(staff_id, event)])."""
         async with self.published:
             if self.seq <= after:
                 try:
-                    await asyncio.wait_for(self.published.wait_for(lambda: self.seq > after), timeout)
+                    await asyncio.wait_for(
+                        self.published.wait_for(lambda: self.seq > after), timeout
+                    )
                 except TimeoutError:
                     return self.seq, []
             return self.seq, [(s, e) for q, s, e in self.events if q > after]
@@ -215,9 +237,14 @@ class Shard:
         return not self.outbox and not self.forwards
 
     async def stats(self) -> dict[str, int]:
-        return {"calls": len(self.host.calls), "agents": len(self.host.agents),
-                "contacts": len(self.host.contacts), "outbox": len(self.outbox),
-                "failed_jobs": self.failed_jobs, "seq": self.seq}
+        return {
+            "calls": len(self.host.calls),
+            "agents": len(self.host.agents),
+            "contacts": len(self.host.contacts),
+            "outbox": len(self.outbox),
+            "failed_jobs": self.failed_jobs,
+            "seq": self.seq,
+        }
 
     async def stop(self) -> None:
         for task in self.tasks:

@@ -122,7 +122,9 @@ class CallState:
 
     # -- events in -----------------------------------------------------------------------
 
-    def apply(self, n: Notification, received: float, inbox_id: int | None = None) -> list[LiveEffect]:
+    def apply(
+        self, n: Notification, received: float, inbox_id: int | None = None
+    ) -> list[LiveEffect]:
         """Fold one notification in; return the live effects it causes (none for duplicates
         and for anything after the call was finished)."""
         if inbox_id is not None:
@@ -258,7 +260,9 @@ class CallState:
         if not answered and self.is_lost is False and self.end_employee_id is not None:
             # The pick-up never reached us but the call end says who talked.
             return [
-                Conversation(self.end_employee_id, self.first_at or ended, ended, self.talk_seconds or 0)
+                Conversation(
+                    self.end_employee_id, self.first_at or ended, ended, self.talk_seconds or 0
+                )
             ]
         result: list[Conversation] = []
         for i, leg in enumerate(answered):
@@ -301,7 +305,9 @@ class CallState:
         return frozenset(ringing), frozenset(talking)
 
     def _live_changes(
-        self, before: tuple[frozenset[int], frozenset[int]], after: tuple[frozenset[int], frozenset[int]]
+        self,
+        before: tuple[frozenset[int], frozenset[int]],
+        after: tuple[frozenset[int], frozenset[int]],
     ) -> list[LiveEffect]:
         direction = "out" if self.is_outgoing else "in"
         effects: list[LiveEffect] = []
@@ -323,8 +329,10 @@ class CallState:
             "direction": "out" if self.is_outgoing else "in",
             "state": state,
             "phone": self.phone,
-            "employee_ids": sorted({leg.employee_id for leg in self.legs.values() if leg.employee_id}
-                                   | ({self.initiator_employee_id} if self.initiator_employee_id else set())),
+            "employee_ids": sorted(
+                {leg.employee_id for leg in self.legs.values() if leg.employee_id}
+                | ({self.initiator_employee_id} if self.initiator_employee_id else set())
+            ),
             "ringing_employee_ids": sorted(ringing),
             "talking_employee_ids": sorted(talking),
             "started_at": self.first_at,

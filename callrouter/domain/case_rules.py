@@ -149,7 +149,9 @@ def _incoming(
         for i, conv in enumerate(mapped):
             staff_id = staff_of[conv.employee_id]
             if any(a.staff_id == staff_id for a in actions):
-                ops += _finish_actions(actions, staff_id, "answered", conv.talk_seconds, conv.employee_id)
+                ops += _finish_actions(
+                    actions, staff_id, "answered", conv.talk_seconds, conv.employee_id
+                )
                 continue
             draft = drafts.get(staff_id)
             transferred = i < len(mapped) - 1
@@ -159,7 +161,8 @@ def _incoming(
                 status = "closed" if transferred else "open"  # R13, R11
             ops.append(
                 CreateCase(
-                    subject=(draft.subject or "").strip() if draft and (draft.subject or "").strip()
+                    subject=(draft.subject or "").strip()
+                    if draft and (draft.subject or "").strip()
                     else INCOMING_SUBJECT.format(_number(facts)),
                     status=status,
                     assignee_id=staff_id,
@@ -185,7 +188,9 @@ def _incoming(
     assignee = mapped_offers[-1] if mapped_offers else None
     message = CallMessage(None, "", "missed", 0, None)
     if groupable_missed_case is not None:  # R16
-        return Decision((AddMessage(groupable_missed_case, message),), "missed", tuple(mapped_offers))
+        return Decision(
+            (AddMessage(groupable_missed_case, message),), "missed", tuple(mapped_offers)
+        )
     case = CreateCase(
         subject=MISSED_SUBJECT.format(_number(facts)),
         status="open",
@@ -215,7 +220,9 @@ def _outgoing(
     summary = (draft.summary or "") if draft else ""
     if dial is not None and not any(a.case_id == dial.case_id for a in actions):
         # R19: the conversation is recorded in the case; R20: an attempt, status unchanged.
-        message = CallMessage(staff_id, summary, outcome, talk, employee, by_staff=bool(summary.strip()))
+        message = CallMessage(
+            staff_id, summary, outcome, talk, employee, by_staff=bool(summary.strip())
+        )
         ops.append(AddMessage(dial.case_id, message))
         if facts.user_answered:
             ops.append(SetStatus(dial.case_id, "waiting"))  # R23c
@@ -230,7 +237,9 @@ def _outgoing(
                 assignee_id=staff_id,
                 icon="normal",
                 source="out",
-                message=CallMessage(staff_id, summary, outcome, talk, employee, by_staff=bool(summary.strip())),
+                message=CallMessage(
+                    staff_id, summary, outcome, talk, employee, by_staff=bool(summary.strip())
+                ),
             )
         )
     return Decision(tuple(ops), outcome, (staff_id,))

@@ -62,8 +62,12 @@ def _resources(settings: Settings):  # type: ignore[no-untyped-def]
         app[ACCOUNT] = AccountBox(account)
         control = LiveControl(app)
         app[CONTROL] = control
-        cluster = Cluster(settings.database, shards=settings.shards, ray_address=settings.ray_address,
-                          prefix=settings.prefix)
+        cluster = Cluster(
+            settings.database,
+            shards=settings.shards,
+            ray_address=settings.ray_address,
+            prefix=settings.prefix,
+        )
         cluster.connect()
         await cluster.start(on_event=app[HUB].publish)
         app[CLUSTER] = cluster
@@ -71,7 +75,11 @@ def _resources(settings: Settings):  # type: ignore[no-untyped-def]
         inbox.start()
         app[INBOX] = inbox
         refresher = asyncio.create_task(_refresh(control))
-        log.info("callrouter ready: %s shard(s), database %s", cluster.count, db.engine.url.render_as_string())
+        log.info(
+            "callrouter ready: %s shard(s), database %s",
+            cluster.count,
+            db.engine.url.render_as_string(),
+        )
         yield
         refresher.cancel()
         await app[HUB].close_all()

@@ -45,28 +45,49 @@ async def _live_call(request: web.Request, staff_id: int) -> dict[str, Any]:
     return call
 
 
-async def _render(request: web.Request, call: dict[str, Any] | None, row: Call | None) -> dict[str, Any]:
+async def _render(
+    request: web.Request, call: dict[str, Any] | None, row: Call | None
+) -> dict[str, Any]:
     tz = request.app[ACCOUNT].value.tz
     call_id = call["call_session_id"] if call else row.call_session_id  # type: ignore[union-attr]
     async with request.app[DB].sessions() as session:
-        case_ids = set(await session.scalars(select(Message.case_id).where(Message.call_session_id == call_id)))
-        case_ids |= set(await session.scalars(select(CallAction.case_id).where(CallAction.call_session_id == call_id)))
+        case_ids = set(
+            await session.scalars(select(Message.case_id).where(Message.call_session_id == call_id))
+        )
+        case_ids |= set(
+            await session.scalars(
+                select(CallAction.case_id).where(CallAction.call_session_id == call_id)
+            )
+        )
         phone = call["phone"] if call else row.phone  # type: ignore[union-attr]
         user = await directory.find_user_by_phone(session, phone) if phone else None
     if call is not None:
         return {
-            "call_session_id": call_id, "direction": call["direction"], "state": call["state"], "phone": phone,
-            "user_id": user.id if user else None, "staff_ids": call["staff_ids"], "case_ids": sorted(case_ids),
-            "started_at": iso(call["started_at"], tz), "answered_at": iso(call["answered_at"], tz),
+            "call_session_id": call_id,
+            "direction": call["direction"],
+            "state": call["state"],
+            "phone": phone,
+            "user_id": user.id if user else None,
+            "staff_ids": call["staff_ids"],
+            "case_ids": sorted(case_ids),
+            "started_at": iso(call["started_at"], tz),
+            "answered_at": iso(call["answered_at"], tz),
             "ended_at": iso(call["ended_at"], tz),
         }
     assert row is not None
     return {
-        "call_session_id": call_id, "direction": row.direction, "state": "ended", "phone": phone,
-        "user_id": row.user_id or (user.id if user else None), "staff_ids": list(row.staff_ids or []),
-        "case_ids": sorted(case_ids), "started_at": iso(row.started_at, tz),
-        "answered_at": iso(row.answered_at, tz), "ended_at": iso(row.ended_at, tz),
-        "outcome": row.outcome, "talk_seconds": row.talk_seconds,
+        "call_session_id": call_id,
+        "direction": row.direction,
+        "state": "ended",
+        "phone": phone,
+        "user_id": row.user_id or (user.id if user else None),
+        "staff_ids": list(row.staff_ids or []),
+        "case_ids": sorted(case_ids),
+        "started_at": iso(row.started_at, tz),
+        "answered_at": iso(row.answered_at, tz),
+        "ended_at": iso(row.ended_at, tz),
+        "outcome": row.outcome,
+        "talk_seconds": row.talk_seconds,
     }
 
 
@@ -75,16 +96,23 @@ async def list_calls(request: web.Request) -> web.Response:
     await require_any(request)
     limit, offset = paging(request)
     if request.query.get("active", "").lower() in ("1", "true", "yes"):
-        live = sorted(await request.app[CLUSTER].active_calls(), key=lambda c: c["started_at"], reverse=True)
+        live = sorted(
+            await request.app[CLUSTER].active_calls(), key=lambda c: c["started_at"], reverse=True
+        )
         items = [await _render(request, c, None) for c in live[offset : offset + limit]]
         return json_response(page(items, len(live)))
     async with request.app[DB].sessions() as session:
         done = Call.finalized.is_(True)
         total = await session.scalar(select(func.count()).select_from(Call).where(done))
-        rows = list(await session.scalars(
-            select(Call).where(done).order_by(Call.ended_at.desc(), Call.call_session_id.desc())
-            .limit(limit).offset(offset)
-        ))
+        rows = list(
+            await session.scalars(
+                select(Call)
+                .where(done)
+                .order_by(Call.ended_at.desc(), Call.call_session_id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+        )
     return json_response(page([await _render(request, None, r) for r in rows], int(total or 0)))
 
 
@@ -132,7 +160,9 @@ async def create_case(request: web.Request) -> web.Response:
     subject = require_str(body, "subject", max_len=500)
     summary = optional_str(body, "summary", max_len=20000) or ""
     async with request.app[DB].sessions() as session, session.begin():
-        case = await actions.create_case_from_call(session, call, staff_id, subject, summary, datetime.now(UTC))
+        case = await actions.create_case_from_call(
+            session, call, staff_id, subject, summary, datetime.now(UTC)
+        )
     return json_response(await case_view(request, case.id, with_messages=True), status=201)
 
 
@@ -160,5 +190,7 @@ async def draft(request: web.Request) -> web.Response:
     subject = optional_str(body, "subject", max_len=500)
     summary = optional_str(body, "summary", max_len=20000)
     async with request.app[DB].sessions() as session, session.begin():
-        await actions.save_draft(session, call["call_session_id"], staff_id, subject, summary, datetime.now(UTC))
+        await actions.save_draft(
+            session, call["call_session_id"], staff_id, subject, summary, datetime.now(UTC)
+        )
     return web.Response(status=204)

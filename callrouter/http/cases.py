@@ -22,7 +22,14 @@ from callrouter.http.errors import (
 )
 from callrouter.http.keys import ACCOUNT, DB
 from callrouter.http.render import iso, page
-from callrouter.storage.cases import STATUSES, add_message, log, recordings_for, recordings_of_calls, set_status
+from callrouter.storage.cases import (
+    STATUSES,
+    add_message,
+    log,
+    recordings_for,
+    recordings_of_calls,
+    set_status,
+)
 from callrouter.storage.models import Case, Message, Staff
 
 routes = web.RouteTableDef()
@@ -30,9 +37,15 @@ routes = web.RouteTableDef()
 
 def case_json(case: Case, tz: Any) -> dict[str, Any]:
     return {
-        "id": case.id, "subject": case.subject, "status": case.status, "channel": case.channel,
-        "user_id": case.user_id, "assignee_id": case.assignee_id, "call_icon": case.call_icon,
-        "created_at": iso(case.created_at, tz), "updated_at": iso(case.updated_at, tz),
+        "id": case.id,
+        "subject": case.subject,
+        "status": case.status,
+        "channel": case.channel,
+        "user_id": case.user_id,
+        "assignee_id": case.assignee_id,
+        "call_icon": case.call_icon,
+        "created_at": iso(case.created_at, tz),
+        "updated_at": iso(case.updated_at, tz),
         "closed_at": iso(case.closed_at, tz),
     }
 
@@ -41,12 +54,20 @@ def message_json(message: Message, recordings: list[Any], tz: Any) -> dict[str, 
     call = None
     if message.call_session_id is not None:
         call = {
-            "call_session_id": message.call_session_id, "direction": message.call_direction,
-            "outcome": message.call_outcome, "talk_seconds": message.talk_seconds,
+            "call_session_id": message.call_session_id,
+            "direction": message.call_direction,
+            "outcome": message.call_outcome,
+            "talk_seconds": message.talk_seconds,
             "recording_urls": [r.url for r in recordings_for(message, recordings)],
         }
-    return {"id": message.id, "kind": message.kind, "author_staff_id": message.author_staff_id,
-            "body": message.body, "created_at": iso(message.created_at, tz), "call": call}
+    return {
+        "id": message.id,
+        "kind": message.kind,
+        "author_staff_id": message.author_staff_id,
+        "body": message.body,
+        "created_at": iso(message.created_at, tz),
+        "call": call,
+    }
 
 
 async def case_view(request: web.Request, case_id: int, *, with_messages: bool) -> dict[str, Any]:
@@ -57,10 +78,16 @@ async def case_view(request: web.Request, case_id: int, *, with_messages: bool) 
             raise not_found("case_not_found", f"No case {case_id}.")
         view = case_json(case, tz)
         if with_messages:
-            messages = list(await session.scalars(
-                select(Message).where(Message.case_id == case_id).order_by(Message.created_at, Message.id)
-            ))
-            recordings = await recordings_of_calls(session, [m.call_session_id for m in messages if m.call_session_id])
+            messages = list(
+                await session.scalars(
+                    select(Message)
+                    .where(Message.case_id == case_id)
+                    .order_by(Message.created_at, Message.id)
+                )
+            )
+            recordings = await recordings_of_calls(
+                session, [m.call_session_id for m in messages if m.call_session_id]
+            )
             view["messages"] = [message_json(m, recordings, tz) for m in messages]
     return view
 
@@ -82,7 +109,9 @@ async def list_cases(request: web.Request) -> web.Response:
     tz = request.app[ACCOUNT].value.tz
     async with request.app[DB].sessions() as session:
         total = await session.scalar(select(func.count()).select_from(query.subquery()))
-        rows = await session.scalars(query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit).offset(offset))
+        rows = await session.scalars(
+            query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit).offset(offset)
+        )
         items = [case_json(c, tz) for c in rows]
     return json_response(page(items, int(total or 0)))
 
@@ -107,7 +136,9 @@ async def patch_case(request: web.Request) -> web.Response:
             raise not_found("case_not_found", f"No case {case_id}.")
         if "status" in body:
             if body["status"] not in STATUSES:
-                raise unprocessable("invalid_field", f"status must be one of {', '.join(STATUSES)}.")
+                raise unprocessable(
+                    "invalid_field", f"status must be one of {', '.join(STATUSES)}."
+                )
             set_status(session, case, body["status"], now, staff_id=principal.staff_id)
         if "assignee_id" in body:
             assignee = optional_int(body, "assignee_id")
@@ -116,14 +147,27 @@ async def patch_case(request: web.Request) -> web.Response:
             if assignee != case.assignee_id:
                 before, case.assignee_id = case.assignee_id, assignee
                 case.updated_at = now
-                log(session, case, "assignee", now, staff_id=principal.staff_id, **{"from": before, "to": assignee})
+                log(
+                    session,
+                    case,
+                    "assignee",
+                    now,
+                    staff_id=principal.staff_id,
+                    **{"from": before, "to": assignee},
+                )
         if "subject" in body:
             subject = require_str(body, "subject", max_len=500)
             if subject != case.subject:
                 before_subject, case.subject = case.subject, subject
                 case.updated_at = now
-                log(session, case, "subject", now, staff_id=principal.staff_id,
-                    **{"from": before_subject, "to": subject})
+                log(
+                    session,
+                    case,
+                    "subject",
+                    now,
+                    staff_id=principal.staff_id,
+                    **{"from": before_subject, "to": subject},
+                )
     return json_response(await case_view(request, case_id, with_messages=False))
 
 
@@ -141,7 +185,14 @@ async def post_message(request: web.Request) -> web.Response:
         case = await session.get(Case, case_id, with_for_update=True)
         if case is None:
             raise not_found("case_not_found", f"No case {case_id}.")
-        message = await add_message(session, case, kind=kind, author_staff_id=principal.staff_id, body=text,
-                                    at=datetime.now(UTC), by_staff=principal.staff_id is not None)
+        message = await add_message(
+            session,
+            case,
+            kind=kind,
+            author_staff_id=principal.staff_id,
+            body=text,
+            at=datetime.now(UTC),
+            by_staff=principal.staff_id is not None,
+        )
         view = message_json(message, [], tz)
     return json_response(view, status=201)

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from aiohttp import web
 
 from callrouter.domain.account import Account
 from callrouter.storage.engine import Database
-
-if TYPE_CHECKING:
-    from callrouter.http.live import Hub
-    from callrouter.actors.cluster import Cluster
-    from callrouter.storage.inbox import InboxWriter
 
 
 class ControlPlane(Protocol):

@@ -39,35 +39,66 @@ async def webhook(request: web.Request) -> web.Response:
     account = request.app[ACCOUNT].value
     integration = account.integration
     secret = request.match_info["secret"]
-    if integration is None or not hmac.compare_digest(secret.encode(), integration.webhook_secret.encode()):
+    if integration is None or not hmac.compare_digest(
+        secret.encode(), integration.webhook_secret.encode()
+    ):
         raise not_found("unknown_webhook", "No UIS integration has this webhook address.")
     received_at = datetime.now(UTC)
     raw, size = await _read_limited(request)
     db = request.app[DB]
     if size > MAX_BODY:
         message = f"The notification is {size} bytes; the limit is {MAX_BODY}."
-        await reject(db, status=413, code="body_too_large", message=message, raw=raw[:MAX_BODY],
-                     size=size, received_at=received_at)
+        await reject(
+            db,
+            status=413,
+            code="body_too_large",
+            message=message,
+            raw=raw[:MAX_BODY],
+            size=size,
+            received_at=received_at,
+        )
         raise ApiError(413, "body_too_large", message)
     try:
         notification = parse_notification(parse_body(raw), account.tz, received_at)
     except BodyError as exc:
-        await reject(db, status=400, code="invalid_json", message=str(exc), raw=raw, size=size,
-                     received_at=received_at)
+        await reject(
+            db,
+            status=400,
+            code="invalid_json",
+            message=str(exc),
+            raw=raw,
+            size=size,
+            received_at=received_at,
+        )
         raise ApiError(400, "invalid_json", str(exc)) from None
     except NotificationError as exc:
-        await reject(db, status=422, code=exc.code, message=exc.message, raw=raw, size=size,
-                     received_at=received_at)
+        await reject(
+            db,
+            status=422,
+            code=exc.code,
+            message=exc.message,
+            raw=raw,
+            size=size,
+            received_at=received_at,
+        )
         raise ApiError(422, exc.code, exc.message) from None
     inbox = request.app[INBOX]
     if inbox.depth > MAX_QUEUE:
-        raise ApiError(503, "overloaded", "Too many notifications at once; retry shortly.",
-                       headers={"Retry-After": "1"})
+        raise ApiError(
+            503,
+            "overloaded",
+            "Too many notifications at once; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
     try:
         inbox_id = await inbox.store(Incoming(raw, notification.call_session_id, received_at))
     except Exception:
-        raise ApiError(503, "storage_unavailable", "The notification could not be stored; retry.",
-                       headers={"Retry-After": "1"}) from None
+        raise ApiError(
+            503,
+            "storage_unavailable",
+            "The notification could not be stored; retry.",
+            headers={"Retry-After": "1"},
+        ) from None
     if inbox_id is not None:
         request.app[CLUSTER].submit([Inbound(inbox_id, received_at.timestamp(), notification)])
     return json_response({"ok": True})

@@ -26,7 +26,12 @@ async def _open_call(session: AsyncSession, call_session_id: int) -> Call:
 
 
 async def create_case_from_call(
-    session: AsyncSession, call: dict[str, Any], staff_id: int, subject: str, summary: str, at: datetime
+    session: AsyncSession,
+    call: dict[str, Any],
+    staff_id: int,
+    subject: str,
+    summary: str,
+    at: datetime,
 ) -> Case:
     """R8: a case with the caller (a new user with only the phone if unknown), the subject and
     the summary, assigned to the staff member; its first message marks the call in progress.
@@ -36,15 +41,36 @@ async def create_case_from_call(
     if user is None and call["phone"]:
         user = await directory.create_user_with_phone(session, call["phone"])
     direction = call["direction"]
-    case = await create_case(session, subject=subject, status="open", user_id=user.id if user else None,
-                             assignee_id=staff_id, icon="normal", source=direction, at=at, staff_id=staff_id)
+    case = await create_case(
+        session,
+        subject=subject,
+        status="open",
+        user_id=user.id if user else None,
+        assignee_id=staff_id,
+        icon="normal",
+        source=direction,
+        at=at,
+        staff_id=staff_id,
+    )
     message = await _call_message(session, case, call, staff_id, summary, at)
-    session.add(CallAction(call_session_id=call["call_session_id"], staff_id=staff_id, action="created",
-                           case_id=case.id, message_id=message.id, at=at))
+    session.add(
+        CallAction(
+            call_session_id=call["call_session_id"],
+            staff_id=staff_id,
+            action="created",
+            case_id=case.id,
+            message_id=message.id,
+            at=at,
+        )
+    )
     if user is not None:
         missed = await session.scalars(
-            select(Case).where(Case.user_id == user.id, Case.call_icon == "missed", Case.status != "closed",
-                               Case.id != case.id)
+            select(Case).where(
+                Case.user_id == user.id,
+                Case.call_icon == "missed",
+                Case.status != "closed",
+                Case.id != case.id,
+            )
         )
         for old in missed:
             set_status(session, old, "closed", at)
@@ -52,7 +78,12 @@ async def create_case_from_call(
 
 
 async def attach_call(
-    session: AsyncSession, call: dict[str, Any], staff_id: int, case_id: int, summary: str, at: datetime
+    session: AsyncSession,
+    call: dict[str, Any],
+    staff_id: int,
+    case_id: int,
+    summary: str,
+    at: datetime,
 ) -> Case:
     """R9, R19: a message from the staff member with the summary, the call in progress; a
     closed case is reopened by the call (R24) and becomes `waiting` when the call ends (R21)."""
@@ -61,10 +92,15 @@ async def attach_call(
     if case is None:
         raise NotFoundError("case_not_found", f"No case {case_id}.")
     if case.channel != "calls":
-        raise InvalidError("not_a_call_case", "A call can be attached only to a case of the calls channel.")
+        raise InvalidError(
+            "not_a_call_case", "A call can be attached only to a case of the calls channel."
+        )
     existing = await session.scalar(
-        select(CallAction).where(CallAction.call_session_id == call["call_session_id"],
-                                 CallAction.staff_id == staff_id, CallAction.case_id == case_id)
+        select(CallAction).where(
+            CallAction.call_session_id == call["call_session_id"],
+            CallAction.staff_id == staff_id,
+            CallAction.case_id == case_id,
+        )
     )
     if existing is not None:
         raise ConflictError("already_attached", "This call is attached to that case already.")
@@ -72,36 +108,66 @@ async def attach_call(
         set_status(session, case, "open", at, staff_id=staff_id)
     message = await _call_message(session, case, call, staff_id, summary, at)
     log(session, case, "attached", at, staff_id=staff_id, call_session_id=call["call_session_id"])
-    session.add(CallAction(call_session_id=call["call_session_id"], staff_id=staff_id, action="attached",
-                           case_id=case.id, message_id=message.id, at=at))
+    session.add(
+        CallAction(
+            call_session_id=call["call_session_id"],
+            staff_id=staff_id,
+            action="attached",
+            case_id=case.id,
+            message_id=message.id,
+            at=at,
+        )
+    )
     return case
 
 
 async def _call_message(
-    session: AsyncSession, case: Case, call: dict[str, Any], staff_id: int, summary: str, at: datetime
+    session: AsyncSession,
+    case: Case,
+    call: dict[str, Any],
+    staff_id: int,
+    summary: str,
+    at: datetime,
 ) -> Message:
     employee = call.get("employee_of", {}).get(staff_id)
     return await add_message(
-        session, case, kind="call", author_staff_id=staff_id, body=summary, at=at, by_staff=True,
-        call_session_id=call["call_session_id"], call_direction=call["direction"], call_outcome="in_progress",
-        talk_seconds=None, employee_id=employee,
+        session,
+        case,
+        kind="call",
+        author_staff_id=staff_id,
+        body=summary,
+        at=at,
+        by_staff=True,
+        call_session_id=call["call_session_id"],
+        call_direction=call["direction"],
+        call_outcome="in_progress",
+        talk_seconds=None,
+        employee_id=employee,
     )
 
 
 async def save_draft(
-    session: AsyncSession, call_session_id: int, staff_id: int, subject: str | None, summary: str | None,
+    session: AsyncSession,
+    call_session_id: int,
+    staff_id: int,
+    subject: str | None,
+    summary: str | None,
     at: datetime,
 ) -> None:
     """R10: keep what was typed; only the fields given change."""
     await _open_call(session, call_session_id)
-    values: dict[str, Any] = {"call_session_id": call_session_id, "staff_id": staff_id, "updated_at": at}
+    values: dict[str, Any] = {
+        "call_session_id": call_session_id,
+        "staff_id": staff_id,
+        "updated_at": at,
+    }
     changes: dict[str, Any] = {"updated_at": at}
     for key, value in (("subject", subject), ("summary", summary)):
         if value is not None:
             values[key] = changes[key] = value
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     await session.execute(
-        insert(CallDraft).values(**values).on_conflict_do_update(
-            index_elements=["call_session_id", "staff_id"], set_=changes
-        )
+        insert(CallDraft)
+        .values(**values)
+        .on_conflict_do_update(index_elements=["call_session_id", "staff_id"], set_=changes)
     )

@@ -41,11 +41,13 @@ from callrouter.storage.models import (
     CallAction,
     CallDraft,
     Case,
-    Dial as DialRow,
     InboxEntry,
     Message,
     Operator,
     Recording,
+)
+from callrouter.storage.models import (
+    Dial as DialRow,
 )
 
 
@@ -83,11 +85,15 @@ async def lock_caller(session: AsyncSession, phone: str | None) -> None:
     has a single writer already, and within a shard the contact entity orders them."""
     key = normalize_phone(phone)
     if key and session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(key.encode())})
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(key.encode())}
+        )
 
 
 async def operator_map(session: AsyncSession) -> dict[int, int]:
-    rows = await session.execute(select(Operator.employee_id, Operator.staff_id).where(Operator.staff_id.is_not(None)))
+    rows = await session.execute(
+        select(Operator.employee_id, Operator.staff_id).where(Operator.staff_id.is_not(None))
+    )
     return {e: s for e, s in rows.tuples() if s is not None}
 
 
@@ -96,7 +102,12 @@ async def groupable_missed_case(session: AsyncSession, user_id: int) -> int | No
     conversation between the user and staff happened (R16)."""
     case = await session.scalar(
         select(Case)
-        .where(Case.user_id == user_id, Case.channel == "calls", Case.call_icon == "missed", Case.status != "closed")
+        .where(
+            Case.user_id == user_id,
+            Case.channel == "calls",
+            Case.call_icon == "missed",
+            Case.status != "closed",
+        )
         .order_by(Case.created_at.desc(), Case.id.desc())
         .limit(1)
     )
@@ -104,19 +115,25 @@ async def groupable_missed_case(session: AsyncSession, user_id: int) -> int | No
         return None
     talked = await session.scalar(
         select(
-            exists().where(Call.user_id == user_id, Call.outcome == "answered", Call.ended_at >= case.created_at)
+            exists().where(
+                Call.user_id == user_id,
+                Call.outcome == "answered",
+                Call.ended_at >= case.created_at,
+            )
         )
     )
     return None if talked else case.id
 
 
-async def _inputs(session: AsyncSession, facts: CallFacts) -> tuple[
-    dict[int, int], list[StaffAction], dict[int, Draft], Dial | None
-]:
+async def _inputs(
+    session: AsyncSession, facts: CallFacts
+) -> tuple[dict[int, int], list[StaffAction], dict[int, Draft], Dial | None]:
     cid = facts.call_session_id
     actions = [
         StaffAction(a.staff_id, a.case_id, a.message_id)
-        for a in await session.scalars(select(CallAction).where(CallAction.call_session_id == cid).order_by(CallAction.id))
+        for a in await session.scalars(
+            select(CallAction).where(CallAction.call_session_id == cid).order_by(CallAction.id)
+        )
     ]
     drafts = {
         d.staff_id: Draft(d.subject, d.summary)
@@ -156,7 +173,9 @@ async def finalize_call(session: AsyncSession, facts: CallFacts) -> Finalized | 
     call.talk_seconds = facts.talk_seconds
     call.finalized = True
     await session.execute(
-        update(InboxEntry).where(InboxEntry.call_session_id == facts.call_session_id).values(done=True)
+        update(InboxEntry)
+        .where(InboxEntry.call_session_id == facts.call_session_id)
+        .values(done=True)
     )
     return Finalized(facts.call_session_id, decision.outcome, decision.staff_ids, tuple(case_ids))
 
@@ -164,19 +183,32 @@ async def finalize_call(session: AsyncSession, facts: CallFacts) -> Finalized | 
 async def _user_of_cases(session: AsyncSession, case_ids: list[int]) -> int | None:
     if not case_ids:
         return None
-    return await session.scalar(select(Case.user_id).where(Case.id.in_(case_ids), Case.user_id.is_not(None)).limit(1))
+    return await session.scalar(
+        select(Case.user_id).where(Case.id.in_(case_ids), Case.user_id.is_not(None)).limit(1)
+    )
 
 
-async def _apply(session: AsyncSession, facts: CallFacts, decision: Decision, user_id: int | None) -> list[int]:
+async def _apply(
+    session: AsyncSession, facts: CallFacts, decision: Decision, user_id: int | None
+) -> list[int]:
     at = facts.ended_at
     recordings = await recordings_of_calls(session, [facts.call_session_id])
     touched: list[int] = []
 
     async def add_call_message(case: Case, m: CallMessage) -> None:
         message = await add_message(
-            session, case, kind="call", author_staff_id=m.author_staff_id, body=m.body, at=at,
-            by_staff=m.by_staff, call_session_id=facts.call_session_id, call_direction=facts.direction,
-            call_outcome=m.outcome, talk_seconds=m.talk_seconds, employee_id=m.employee_id,
+            session,
+            case,
+            kind="call",
+            author_staff_id=m.author_staff_id,
+            body=m.body,
+            at=at,
+            by_staff=m.by_staff,
+            call_session_id=facts.call_session_id,
+            call_direction=facts.direction,
+            call_outcome=m.outcome,
+            talk_seconds=m.talk_seconds,
+            employee_id=m.employee_id,
         )
         if has_conversation(message, recordings):
             _log_conversation(session, case, message, at)
@@ -186,8 +218,14 @@ async def _apply(session: AsyncSession, facts: CallFacts, decision: Decision, us
             if user_id is None and facts.phone:
                 user_id = (await directory.create_user_with_phone(session, facts.phone)).id
             case = await create_case(
-                session, subject=op.subject, status=op.status, user_id=user_id, assignee_id=op.assignee_id,
-                icon=op.icon, source=op.source, at=at,
+                session,
+                subject=op.subject,
+                status=op.status,
+                user_id=user_id,
+                assignee_id=op.assignee_id,
+                icon=op.icon,
+                source=op.source,
+                at=at,
             )
             await add_call_message(case, op.message)
         elif isinstance(op, AddMessage):
@@ -217,8 +255,15 @@ async def _case(session: AsyncSession, case_id: int) -> Case:
 
 
 def _log_conversation(session: AsyncSession, case: Case, message: Message, at: datetime) -> None:
-    log(session, case, "recording", at, conversation=True, message_id=message.id,
-        author_staff_id=message.author_staff_id)
+    log(
+        session,
+        case,
+        "recording",
+        at,
+        conversation=True,
+        message_id=message.id,
+        author_staff_id=message.author_staff_id,
+    )
 
 
 async def store_recording(session: AsyncSession, n: Notification) -> list[int]:
@@ -229,7 +274,13 @@ async def store_recording(session: AsyncSession, n: Notification) -> list[int]:
     before = await recordings_of_calls(session, [cid])
     known = {r.url for r in before}
     added = [
-        Recording(call_session_id=cid, employee_id=n.employee_id, url=url, seconds=n.record_seconds, recorded_at=n.time)
+        Recording(
+            call_session_id=cid,
+            employee_id=n.employee_id,
+            url=url,
+            seconds=n.record_seconds,
+            recorded_at=n.time,
+        )
         for url in dict.fromkeys(n.record_urls)
         if url not in known
     ]
@@ -253,7 +304,9 @@ async def store_recording(session: AsyncSession, n: Notification) -> list[int]:
 
 async def mark_done(session: AsyncSession, inbox_ids: list[int]) -> None:
     if inbox_ids:
-        await session.execute(update(InboxEntry).where(InboxEntry.id.in_(inbox_ids)).values(done=True))
+        await session.execute(
+            update(InboxEntry).where(InboxEntry.id.in_(inbox_ids)).values(done=True)
+        )
 
 
 async def is_finalized(session: AsyncSession, call_session_id: int) -> bool:
@@ -262,13 +315,23 @@ async def is_finalized(session: AsyncSession, call_session_id: int) -> bool:
     )
 
 
-async def pending_inbox(session: AsyncSession, after_id: int = 0, limit: int = 5000) -> list[InboxEntry]:
+async def pending_inbox(
+    session: AsyncSession, after_id: int = 0, limit: int = 5000
+) -> list[InboxEntry]:
     """Acknowledged notifications whose effects are not durable yet, oldest first."""
     rows = await session.scalars(
-        select(InboxEntry).where(InboxEntry.done.is_(False), InboxEntry.id > after_id).order_by(InboxEntry.id).limit(limit)
+        select(InboxEntry)
+        .where(InboxEntry.done.is_(False), InboxEntry.id > after_id)
+        .order_by(InboxEntry.id)
+        .limit(limit)
     )
     return list(rows)
 
 
 async def count_pending(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(InboxEntry).where(InboxEntry.done.is_(False))) or 0)
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(InboxEntry).where(InboxEntry.done.is_(False))
+        )
+        or 0
+    )

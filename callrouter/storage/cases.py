@@ -137,7 +137,11 @@ def recordings_for(message: Message, recordings: Sequence[Recording]) -> list[Re
         r
         for r in recordings
         if r.call_session_id == message.call_session_id
-        and (r.employee_id is None or message.employee_id is None or r.employee_id == message.employee_id)
+        and (
+            r.employee_id is None
+            or message.employee_id is None
+            or r.employee_id == message.employee_id
+        )
     ]
 
 

@@ -85,25 +85,50 @@ class InboxWriter:
         for i, (item, h) in enumerate(zip(items, hashes, strict=True)):
             if h not in first:  # the same body twice in one batch: the second is a repeat
                 first[h] = i
-                rows.append({"body_hash": h, "call_session_id": item.call_session_id,
-                             "received_at": item.received_at, "body": item.raw.decode(), "done": False})
+                rows.append(
+                    {
+                        "body_hash": h,
+                        "call_session_id": item.call_session_id,
+                        "received_at": item.received_at,
+                        "body": item.raw.decode(),
+                        "done": False,
+                    }
+                )
         insert = pg_insert if not self.db.is_sqlite else sqlite_insert
         stmt = insert(InboxEntry).on_conflict_do_nothing(index_elements=["body_hash"])
         async with self.db.sessions() as session, session.begin():
             new: dict[str, int] = {}
             for start in range(0, len(rows), 500):
                 chunk = rows[start : start + 500]
-                result = await session.execute(stmt.values(chunk).returning(InboxEntry.id, InboxEntry.body_hash))
+                result = await session.execute(
+                    stmt.values(chunk).returning(InboxEntry.id, InboxEntry.body_hash)
+                )
                 new.update({h: i for i, h in result.tuples()})
         return [new.get(h) if first[h] == i else None for i, h in enumerate(hashes)]
 
 
-async def reject(db: Database, *, status: int, code: str, message: str, raw: bytes, size: int,
-                 received_at: datetime) -> None:
+async def reject(
+    db: Database,
+    *,
+    status: int,
+    code: str,
+    message: str,
+    raw: bytes,
+    size: int,
+    received_at: datetime,
+) -> None:
     """Keep a refused body for inspection (R33)."""
     async with db.sessions() as session, session.begin():
-        session.add(Rejected(received_at=received_at, status=status, code=code, message=message,
-                             body=raw.decode("utf-8", errors="replace"), size=size))
+        session.add(
+            Rejected(
+                received_at=received_at,
+                status=status,
+                code=code,
+                message=message,
+                body=raw.decode("utf-8", errors="replace"),
+                size=size,
+            )
+        )
 
 
 async def inbox_size(db: Database) -> int:

@@ -16,10 +16,17 @@ async def enrich(session: AsyncSession, event: dict[str, Any]) -> dict[str, Any]
     """Complete a live event from the shard with what only storage knows."""
     kind = event["type"]
     if kind in ("call.ringing", "call.answered"):
-        user = await directory.find_user_by_phone(session, event.get("phone")) if event.get("phone") else None
+        user = (
+            await directory.find_user_by_phone(session, event.get("phone"))
+            if event.get("phone")
+            else None
+        )
         if kind == "call.ringing":
             fields = await directory.popup_fields(session, user) if user is not None else None
-            return {**event, "user": {"id": user.id, "fields": fields} if user is not None else None}
+            return {
+                **event,
+                "user": {"id": user.id, "fields": fields} if user is not None else None,
+            }
         return {**event, "user_id": user.id if user is not None else None}
     if kind in ("call.dialing", "call.connected"):
         case_id = await session.scalar(

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -245,7 +246,7 @@ class FakeUis:
         return self._start_call(request_id, body["params"])
 
     def _validate(self, body: Any) -> _Refusal | None:
-        """What UIS would refuse in this request, checked in UIS's order, or None."""
+        """What UIS would refuse in this request, or None."""
         if isinstance(body, list):
             return _Refusal("batch_opreations_not_supported")
         if not isinstance(body, dict) or body.get("jsonrpc") != "2.0":
@@ -338,11 +339,16 @@ def _masked(body: Any) -> Any:
 
 
 async def _serve(host: str, port: int, access_token: str) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # SIGTERM too, so scripts and process managers stop it cleanly, not only Ctrl-C.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
     fake = FakeUis(access_token)
     url = await fake.start(host, port)
     print(f"fake UIS Call API at {url}", flush=True)
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
     finally:
         await fake.stop()
 
@@ -355,8 +361,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--access-token", required=True, help="the key clients must send")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.host, args.port, args.access_token))
+    asyncio.run(_serve(args.host, args.port, args.access_token))
 
 
 if __name__ == "__main__":

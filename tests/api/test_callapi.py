@@ -34,7 +34,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-def client(
+def make_client(
     session: aiohttp.ClientSession, url: str, *, token: str = TOKEN, **options: Any
 ) -> CallApiClient:
     # No backoff: the retry tests count requests, they need not wait.
@@ -49,7 +49,7 @@ async def test_success_returns_call_session_id_and_sends_exactly_the_documented_
     fake: FakeUis, session: aiohttp.ClientSession
 ) -> None:
     """R18: staff first, our virtual number, the user's number, our external_id."""
-    starter: CallStarter = client(session, fake.url)
+    starter: CallStarter = make_client(session, fake.url)
 
     assert await start_call(starter) == FIRST_CALL_SESSION_ID
     assert await start_call(starter) == FIRST_CALL_SESSION_ID + 1
@@ -79,7 +79,7 @@ async def test_employee_phone_is_sent_as_employee_phone_number(
     fake: FakeUis, session: aiohttp.ClientSession
 ) -> None:
     """R18: a chosen staff phone rings instead of all the employee's phones in turn."""
-    await start_call(client(session, fake.url), employee_phone="79261112233")
+    await start_call(make_client(session, fake.url), employee_phone="79261112233")
 
     assert fake.requests[0]["params"]["employee"] == {"id": 25, "phone_number": "79261112233"}
 
@@ -111,7 +111,7 @@ async def test_uis_error_maps_to_call_api_error_and_only_retryable_ones_are_retr
         fake.fail_next(mnemonic, rpc_code)
 
     with pytest.raises(CallApiError) as caught:
-        await start_call(client(session, fake.url, retries=2))
+        await start_call(make_client(session, fake.url, retries=2))
 
     error = caught.value
     assert (error.code, error.rpc_code, error.retryable) == (mnemonic, rpc_code, retryable)
@@ -131,7 +131,7 @@ async def test_error_without_mnemonic_falls_back_to_its_rpc_code(
     fake.fail_next(None, rpc_code)
 
     with pytest.raises(CallApiError) as caught:
-        await start_call(client(session, fake.url, retries=0))
+        await start_call(make_client(session, fake.url, retries=0))
 
     assert caught.value.code == code
 
@@ -143,7 +143,7 @@ async def test_undocumented_mnemonic_keeps_uis_code_and_text(
     fake.fail_next("unexpected_parameters")
 
     with pytest.raises(CallApiError) as caught:
-        await start_call(client(session, fake.url))
+        await start_call(make_client(session, fake.url))
 
     assert caught.value.code == "unexpected_parameters"
     assert "Unexpected method parameter(s)" in caught.value.message
@@ -156,7 +156,7 @@ async def test_retryable_error_then_success_returns_the_id(
     """R18: a passing UIS hiccup is invisible to staff; the retry is the same call."""
     fake.fail_next("internal_error")
 
-    assert await start_call(client(session, fake.url, retries=2)) == FIRST_CALL_SESSION_ID
+    assert await start_call(make_client(session, fake.url, retries=2)) == FIRST_CALL_SESSION_ID
 
     first, second = fake.requests
     assert first["id"] != second["id"]
@@ -168,7 +168,7 @@ async def test_no_retries_means_one_request(fake: FakeUis, session: aiohttp.Clie
     fake.fail_next("internal_error")
 
     with pytest.raises(CallApiError):
-        await start_call(client(session, fake.url, retries=0))
+        await start_call(make_client(session, fake.url, retries=0))
 
     assert len(fake.requests) == 1
 
@@ -181,7 +181,7 @@ async def test_timeout_is_uis_timeout_and_not_retried(
     began = time.monotonic()
 
     with pytest.raises(CallApiError) as caught:
-        await start_call(client(session, fake.url, timeout=0.2, retries=2))
+        await start_call(make_client(session, fake.url, timeout=0.2, retries=2))
 
     assert (caught.value.code, caught.value.retryable) == ("uis_timeout", False)
     assert caught.value.rpc_code is None
@@ -198,7 +198,7 @@ async def test_closed_port_is_uis_unreachable(session: aiohttp.ClientSession) ->
     # The socket is closed: nothing listens on that port any more.
 
     with pytest.raises(CallApiError) as caught:
-        await start_call(client(session, f"http://127.0.0.1:{port}/v4.0", retries=2))
+        await start_call(make_client(session, f"http://127.0.0.1:{port}/v4.0", retries=2))
 
     assert (caught.value.code, caught.value.retryable) == ("uis_unreachable", True)
     assert "try again" in caught.value.message.lower()
@@ -211,7 +211,7 @@ async def test_garbled_answer_is_uis_bad_response_and_not_retried(
     fake.garble_next()
 
     with pytest.raises(CallApiError) as caught:
-        await start_call(client(session, fake.url, retries=2))
+        await start_call(make_client(session, fake.url, retries=2))
 
     assert (caught.value.code, caught.value.retryable) == ("uis_bad_response", False)
     assert len(fake.requests) == 1
@@ -220,7 +220,7 @@ async def test_garbled_answer_is_uis_bad_response_and_not_retried(
 async def test_fake_checks_the_key_like_uis(fake: FakeUis, session: aiohttp.ClientSession) -> None:
     """R18: a wrong key is refused by validation, not by a script."""
     with pytest.raises(CallApiError) as caught:
-        await start_call(client(session, fake.url, token="wrong"))
+        await start_call(make_client(session, fake.url, token="wrong"))
 
     assert (caught.value.code, caught.value.rpc_code) == ("access_token_invalid", -32001)
     assert fake.calls == []
@@ -270,7 +270,7 @@ async def test_fake_knows_only_the_configured_employees_and_numbers(
 ) -> None:
     """R18: with a directory configured, unknown ids and numbers fail like at UIS."""
     async with FakeUis(TOKEN, employee_ids={25}, virtual_phone_numbers={"74950000000"}) as fake:
-        starter = client(session, fake.url)
+        starter = make_client(session, fake.url)
         with pytest.raises(CallApiError) as unknown_employee:
             await start_call(starter, employee_id=26)
         with pytest.raises(CallApiError) as unknown_number:
