@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -64,13 +65,29 @@ def _use_schema(db: Database, schema: str) -> None:
         dbapi_connection.autocommit = autocommit
 
 
-async def open_database(kind: str, tmp_path: Path, pg_schema: str | Exception) -> Database:
-    """An empty database with the schema created (the tables of a PostgreSQL run are
-    created once, then emptied per test: much faster than create/drop)."""
-    if kind == "sqlite":
-        db = Database(f"sqlite:///{tmp_path / 'test.sqlite3'}")
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file with the schema, copied for each test (much faster than creating it)."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+
+    async def create() -> None:
+        db = Database(f"sqlite:///{path}")
         await db.create_schema()
-        return db
+        await db.dispose()  # the last connection closing folds the WAL into the file
+
+    asyncio.run(create())
+    return path
+
+
+async def open_database(
+    kind: str, tmp_path: Path, pg_schema: str | Exception, template: Path
+) -> Database:
+    """An empty database with the schema created (SQLite: a copy of the template file;
+    PostgreSQL: the run's tables, created once and emptied per test)."""
+    if kind == "sqlite":
+        path = tmp_path / "test.sqlite3"
+        shutil.copyfile(template, path)
+        return Database(f"sqlite:///{path}")
     if isinstance(pg_schema, Exception):
         reason = f"PostgreSQL at {PG_URL} is unreachable: {pg_schema!r}"
         if REQUIRE_SERVICES:
@@ -90,17 +107,20 @@ async def open_database(kind: str, tmp_path: Path, pg_schema: str | Exception) -
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_schema: str | Exception
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    pg_schema: str | Exception,
+    sqlite_template: Path,
 ) -> AsyncIterator[Database]:
     """A fresh, empty database: once on SQLite, once on PostgreSQL."""
-    db = await open_database(request.param, tmp_path, pg_schema)
+    db = await open_database(request.param, tmp_path, pg_schema, sqlite_template)
     yield db
     await db.dispose()
 
 
 @pytest.fixture
-async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
+async def sqlite_database(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Database]:
     """A fresh, empty SQLite database (for tests that do not depend on the dialect)."""
-    db = await open_database("sqlite", tmp_path, RuntimeError("unused"))
+    db = await open_database("sqlite", tmp_path, RuntimeError("unused"), sqlite_template)
     yield db
     await db.dispose()

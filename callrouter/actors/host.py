@@ -167,7 +167,16 @@ class ShardHost:
         for agent_id, agent in list(self.agents.items()):
             if agent.idle:
                 del self.agents[agent_id]  # passivated: nothing live to remember
-        more = self.handle(produced, now)
+        # The caller's contact and the staff's agents may live on other shards: route them,
+        # as `handle` routes what its envelopes produce.
+        local: list[Envelope] = []
+        for env in produced:
+            target = shard_of(entity_key(env), self.count)
+            if target == self.index:
+                local.append(env)
+            else:
+                out.forwards[target].append(env)
+        more = self.handle(local, now)
         out.jobs += more.jobs
         for target, envs in more.forwards.items():
             out.forwards[target] += envs
@@ -233,6 +242,7 @@ class ShardHost:
                     "call_session_id": effect.call_session_id,
                     "direction": effect.direction,
                     "phone": effect.phone,
+                    "external_id": call.external_id,
                 }
                 produced.append(ToAgent(staff_id, "offered", effect.call_session_id, event))
             elif isinstance(effect, OfferEnded):
@@ -245,6 +255,7 @@ class ShardHost:
                     "call_session_id": effect.call_session_id,
                     "direction": effect.direction,
                     "phone": effect.phone,
+                    "external_id": call.external_id,
                 }
                 produced.append(ToAgent(staff_id, "answered", effect.call_session_id, event))
             if out is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections import defaultdict, deque
 from typing import Any
 
@@ -30,6 +31,7 @@ from callrouter.actors.host import (
     entity_key,
     shard_of,
 )
+from callrouter.domain.phones import normalize_phone
 from callrouter.domain.uis import parse_body, parse_notification
 from callrouter.storage import calls as call_store
 from callrouter.storage import directory
@@ -41,7 +43,21 @@ log = logging.getLogger("callrouter.shard")
 
 TICK_SECONDS = 0.25
 OUTBOX_BATCH = 200
+OUTBOX_LANES = 8  # concurrent transactions per shard on PostgreSQL (the pool has 10 + 10)
 EVENT_LOG = 20_000
+
+
+def lane_of(job: Job, lanes: int) -> int:
+    """Jobs of one caller (or one call) share a lane, so their order holds (R16)."""
+    if isinstance(job, Finalize):
+        key = normalize_phone(job.facts.phone) or str(job.facts.call_session_id)
+    elif isinstance(job, StoreRecording):
+        key = normalize_phone(job.notification.phone) or str(job.notification.call_session_id)
+    elif isinstance(job, Live):
+        key = f"staff:{job.staff_id}"
+    else:
+        key = "done"
+    return zlib.crc32(key.encode()) % lanes
 
 
 def shard_name(prefix: str, index: int) -> str:
@@ -65,6 +81,7 @@ class Shard:
         self.tasks: list[asyncio.Task[None]] = []
         self.failed_jobs = 0
         self.started = False
+        self.epoch = time.time_ns()
 
     async def start(self, peers: list[Any]) -> None:
         """Load configuration, recover undone notifications, start the loops. Idempotent."""
@@ -139,37 +156,57 @@ class Shard:
                 log.exception("timer tick failed")
 
     async def _outbox_loop(self) -> None:
+        # SQLite has one writer for all processes: short transactions keep the webhook's inbox
+        # writes from queueing behind us. PostgreSQL takes parallel lanes (one per caller group).
+        batch_size = 4 if self.db.is_sqlite else OUTBOX_BATCH
+        lanes = 1 if self.db.is_sqlite else OUTBOX_LANES
         while True:
             await self.outbox_ready.wait()
             self.outbox_ready.clear()
             while self.outbox:
-                batch = [self.outbox.popleft() for _ in range(min(OUTBOX_BATCH, len(self.outbox)))]
-                try:
-                    events = await self._run(batch)
-                except Exception:
-                    log.exception("outbox batch failed; retrying job by job")
-                    events = []
-                    for job in batch:
-                        try:
-                            events += await self._run([job])
-                        except Exception:
-                            # Left undone in the inbox: re-applied on the next start (R32).
-                            self.failed_jobs += 1
-                            log.exception("outbox job failed: %r", job)
-                await self._publish(events)
+                batch = [self.outbox.popleft() for _ in range(min(batch_size, len(self.outbox)))]
+                by_lane: dict[int, list[tuple[int, Job]]] = defaultdict(list)
+                for i, job in enumerate(batch):
+                    by_lane[lane_of(job, lanes)].append((i, job))
+                done = await asyncio.gather(*(self._run_lane(jobs) for jobs in by_lane.values()))
+                await self._publish(
+                    [e for _, e in sorted((x for lane in done for x in lane), key=lambda x: x[0])]
+                )
 
-    async def _run(self, jobs: list[Job]) -> list[tuple[int, dict[str, Any]]]:
-        """Run jobs in order in one transaction; return the live events to publish after it."""
-        events: list[tuple[int, dict[str, Any]]] = []
+    async def _run_lane(
+        self, jobs: list[tuple[int, Job]]
+    ) -> list[tuple[int, tuple[int, dict[str, Any]]]]:
+        """Run one lane's jobs in order in one transaction; job by job if that fails."""
+        try:
+            return await self._run(jobs)
+        except Exception:
+            log.exception("outbox batch failed; retrying job by job")
+        events = []
+        for job in jobs:
+            try:
+                events += await self._run([job])
+            except Exception:
+                # Left undone in the inbox: re-applied on the next start (R32).
+                self.failed_jobs += 1
+                log.exception("outbox job failed: %r", job[1])
+        return events
+
+    async def _run(
+        self, jobs: list[tuple[int, Job]]
+    ) -> list[tuple[int, tuple[int, dict[str, Any]]]]:
+        """Run jobs in order in one transaction; return the live events to publish after it,
+        each with its job's place in the batch (events leave in job order)."""
+        events: list[tuple[int, tuple[int, dict[str, Any]]]] = []
         async with self.db.sessions() as session, session.begin():
-            for job in jobs:
+            for place, job in jobs:
+                found: list[tuple[int, dict[str, Any]]] = []
                 if isinstance(job, Finalize):
                     done = await call_store.finalize_call(session, job.facts)
                     if done is None:
                         continue
                     staff = dict.fromkeys(job.staff_ids + done.staff_ids)
                     for staff_id in staff:
-                        events.append(
+                        found.append(
                             (
                                 staff_id,
                                 {
@@ -179,7 +216,7 @@ class Shard:
                                 },
                             )
                         )
-                        events += [
+                        found += [
                             (staff_id, {"type": "case.updated", "case_id": c})
                             for c in done.case_ids
                         ]
@@ -190,13 +227,14 @@ class Shard:
                     for case_id in changed:
                         case = await session.get(Case, case_id)
                         if case is not None and case.assignee_id is not None:
-                            events.append(
+                            found.append(
                                 (case.assignee_id, {"type": "case.updated", "case_id": case_id})
                             )
                 elif isinstance(job, MarkDone):
                     await call_store.mark_done(session, list(job.inbox_ids))
                 elif isinstance(job, Live):
-                    events.append((job.staff_id, await enrich(session, job.event)))
+                    found.append((job.staff_id, await enrich(session, job.event)))
+                events += [(place, e) for e in found]
         return events
 
     async def _publish(self, events: list[tuple[int, dict[str, Any]]]) -> None:
@@ -205,7 +243,9 @@ class Shard:
         async with self.published:
             for staff_id, event in events:
                 self.seq += 1
-                self.events.append((self.seq, staff_id, event))
+                # Unique across shard restarts: frontends sharing a cluster drop repeats by it.
+                tagged = {**event, "event_id": f"{self.host.index}:{self.epoch}:{self.seq}"}
+                self.events.append((self.seq, staff_id, tagged))
             self.published.notify_all()
 
     async def poll_events(

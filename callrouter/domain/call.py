@@ -48,7 +48,7 @@ class CallFacts:
     external_id: str | None
     started_at: datetime
     ended_at: datetime
-    offered: tuple[int, ...]  # incoming: operators rung, in order of ringing
+    offered: tuple[int, ...]  # incoming: operators rung, in order of their last ringing (R15)
     conversations: tuple[Conversation, ...]  # incoming: operators who answered, in order
     staff_employee_id: int | None  # outgoing: the operator who called out
     user_answered: bool  # outgoing: the user picked up and talked
@@ -148,7 +148,14 @@ class CallState:
         if self.finished or now < self.deadline(silent_timeout):
             return []
         self.finished = True
-        everyone = tuple(sorted({leg.employee_id for leg in self.legs.values() if leg.employee_id}))
+        # The softphone caller is shown talking from the outgoing call on, even if no leg names
+        # them: their live view must end too.
+        everyone = tuple(
+            sorted(
+                {leg.employee_id for leg in self.legs.values() if leg.employee_id}
+                | ({self.initiator_employee_id} if self.initiator_employee_id else set())
+            )
+        )
         return [Finished(self.facts(timed_out=self.end_received is None), everyone)]
 
     # -- facts ---------------------------------------------------------------------------
@@ -234,7 +241,10 @@ class CallState:
             user_answered = picked_up or ended_talking
         else:
             for leg in legs:
-                if leg.employee_id is not None and leg.employee_id not in offered:
+                if leg.employee_id is not None:
+                    # A queue may ring an operator again: R15 wants whoever was rung last.
+                    if leg.employee_id in offered:
+                        offered.remove(leg.employee_id)
                     offered.append(leg.employee_id)
             conversations = self._conversations(legs, ended)
         return CallFacts(
@@ -285,7 +295,7 @@ class CallState:
         ringing: set[int] = set()
         talking: set[int] = set()
         staff_leg = self._staff_leg() if self.is_outgoing else None
-        someone_answered = any(leg.answered_at for leg in self.legs.values())
+        answers = [leg.answered_at for leg in self.legs.values() if leg.answered_at]
         for leg in self.legs.values():
             if leg.employee_id is None or leg.ended_at is not None:
                 continue
@@ -297,7 +307,9 @@ class CallState:
                     talking.add(leg.employee_id)
             elif leg.answered_at is not None:
                 talking.add(leg.employee_id)
-            elif not someone_answered and leg.started_at is not None:
+            elif leg.started_at is not None and not any(a >= leg.started_at for a in answers):
+                # Withdrawn when another operator answers while it rings (R5); a leg dialled
+                # after an answer (a transfer target) does ring.
                 ringing.add(leg.employee_id)
         if self.is_outgoing and self.initiator_employee_id and not self.legs:
             talking.add(self.initiator_employee_id)

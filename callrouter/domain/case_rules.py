@@ -186,11 +186,10 @@ def _incoming(
     if facts.offered and not mapped_offers:
         return Decision((), "ignored", ())  # R2: offered only to unmapped operators
     assignee = mapped_offers[-1] if mapped_offers else None
+    staff_ids = tuple(dict.fromkeys(mapped_offers))
     message = CallMessage(None, "", "missed", 0, None)
     if groupable_missed_case is not None:  # R16
-        return Decision(
-            (AddMessage(groupable_missed_case, message),), "missed", tuple(mapped_offers)
-        )
+        return Decision((AddMessage(groupable_missed_case, message),), "missed", staff_ids)
     case = CreateCase(
         subject=MISSED_SUBJECT.format(_number(facts)),
         status="open",
@@ -199,7 +198,7 @@ def _incoming(
         source="in",
         message=message,
     )
-    return Decision((case,), "missed", tuple(dict.fromkeys(mapped_offers)))
+    return Decision((case,), "missed", staff_ids)
 
 
 def _outgoing(

@@ -12,8 +12,9 @@ from aiohttp import web
 
 from callrouter.actors.cluster import Cluster
 from callrouter.config import Settings
-from callrouter.http import admin, calls, cases, live, meta, users, webhook
+from callrouter.http import admin, calls, cases, dial, live, meta, users, webhook
 from callrouter.http.errors import error_middleware
+from callrouter.http.fanout import Fanout, LocalFanout, RedisFanout
 from callrouter.http.keys import ACCOUNT, ADMIN_TOKEN, CLUSTER, CONTROL, DB, HUB, INBOX, AccountBox
 from callrouter.http.live import Hub
 from callrouter.storage import directory
@@ -45,7 +46,8 @@ def create_app(settings: Settings, admin_token: str) -> web.Application:
     app[ADMIN_TOKEN] = admin_token
     app[HUB] = Hub()
     app.cleanup_ctx.append(_resources(settings))
-    for module in (meta, webhook, admin, users, calls, cases, live):
+    app.cleanup_ctx.append(dial.http_client)
+    for module in (meta, webhook, admin, users, calls, cases, dial, live):
         app.add_routes(module.routes)
     return app
 
@@ -69,7 +71,13 @@ def _resources(settings: Settings):  # type: ignore[no-untyped-def]
             prefix=settings.prefix,
         )
         cluster.connect()
-        await cluster.start(on_event=app[HUB].publish)
+        fanout: Fanout = (
+            RedisFanout(app[HUB], settings.redis_url)
+            if settings.redis_url
+            else LocalFanout(app[HUB])
+        )
+        await fanout.start()
+        await cluster.start(on_event=fanout.publish)
         app[CLUSTER] = cluster
         inbox = InboxWriter(db)
         inbox.start()
@@ -85,6 +93,7 @@ def _resources(settings: Settings):  # type: ignore[no-untyped-def]
         await app[HUB].close_all()
         await inbox.stop()
         await cluster.stop()
+        await fanout.stop()
         await db.dispose()
 
     return ctx

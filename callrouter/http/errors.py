@@ -224,7 +224,7 @@ def reject_unknown(body: Mapping[str, Any], allowed: set[str] | frozenset[str]) 
 def path_id(request: web.Request, name: str) -> int:
     """A positive integer path parameter; 404 when it cannot name anything."""
     raw = request.match_info[name]
-    if not raw.isdecimal() or not 0 < int(raw) <= MAX_ID:
+    if not (raw.isascii() and raw.isdecimal()) or not 0 < int(raw) <= MAX_ID:
         raise not_found("not_found", f"No such {name}: {raw}.")
     return int(raw)
 
@@ -237,7 +237,7 @@ def paging(request: web.Request, *, default: int = 50, maximum: int = 500) -> tu
         if raw is None or raw == "":
             result.append(fallback)
             continue
-        if not raw.isdecimal() or int(raw) > top:
+        if not (raw.isascii() and raw.isdecimal()) or int(raw) > top:
             raise bad_request(
                 "invalid_parameter", f"Query parameter '{name}' must be an integer 0..{top}."
             )

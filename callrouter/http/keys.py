@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 from callrouter.domain.account import Account
 from callrouter.storage.engine import Database
@@ -31,3 +31,4 @@ ACCOUNT = web.AppKey("account", AccountBox)
 CLUSTER = web.AppKey("cluster", "Cluster")
 INBOX = web.AppKey("inbox", "InboxWriter")
 HUB = web.AppKey("hub", "Hub")
+HTTP_CLIENT = web.AppKey("http_client", ClientSession)

@@ -92,7 +92,7 @@ async def webhook(request: web.Request) -> web.Response:
         )
     try:
         inbox_id = await inbox.store(Incoming(raw, notification.call_session_id, received_at))
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever failed in storage, UIS must resend later
         raise ApiError(
             503,
             "storage_unavailable",

@@ -10,13 +10,25 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Select,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -69,33 +81,6 @@ class ConflictError(DirectoryError):
 def hash_token(token: str) -> str:
     """The at-rest form of a token (R34): SHA-256, hex. `callrouter.http.auth` uses this too."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _lower(value: object) -> str | None:
-    return None if value is None else str(value).lower()
-
-
-async def _fold_ready(session: AsyncSession) -> None:
-    """Give this SQLite connection a Unicode `lower` (SQLite's own folds ASCII only, and the
-    users are Russian). PostgreSQL's `lower` already follows the database's UTF-8 locale."""
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    raw = await (await session.connection()).get_raw_connection()
-    await raw.driver_connection.create_function(  # type: ignore[union-attr]
-        "cr_lower", 1, _lower, deterministic=True
-    )
-
-
-def _fold(
-    column: ColumnElement[Any] | InstrumentedAttribute[Any], dialect: str
-) -> ColumnElement[Any]:
-    return func.lower(column) if dialect == "postgresql" else func.cr_lower(column)
-
-
-def _like_pattern(text: str) -> str:
-    """`%text%` with LIKE's wildcards escaped (escape character: backslash)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def _now(now: datetime | None) -> datetime:
@@ -437,26 +422,41 @@ async def _replace_phones(
         session.add(UserPhone(user_id=user_id, phone=raw, normalized=normalized, position=position))
 
 
-async def _apply(session: AsyncSession, user: User, data: Mapping[str, Any], now: datetime) -> None:
+@dataclass(frozen=True, slots=True)
+class _UserChanges:
+    """Validated user data, ready to write."""
+
+    texts: dict[str, str | None]
+    phones: list[tuple[str, str]] | None
+    custom: dict[str, Any] | None
+
+
+async def _validate(
+    session: AsyncSession, data: Mapping[str, Any], current_custom: Mapping[str, Any]
+) -> _UserChanges:
     unknown = sorted(set(data) - USER_KEYS)
     if unknown:
         raise InvalidError("unknown_field", f"Unknown user field(s): {', '.join(unknown)}.")
-    texts = {key: _text(key, data[key]) for key in USER_TEXT_LIMITS if key in data}
-    phones = _phones(data["phones"]) if "phones" in data else None
-    custom = (
-        await _custom_fields(session, data["custom_fields"], user.custom_fields or {})
-        if "custom_fields" in data
-        else None
+    return _UserChanges(
+        texts={key: _text(key, data[key]) for key in USER_TEXT_LIMITS if key in data},
+        phones=_phones(data["phones"]) if "phones" in data else None,
+        custom=(
+            await _custom_fields(session, data["custom_fields"], current_custom)
+            if "custom_fields" in data
+            else None
+        ),
     )
-    # Everything is validated above: nothing changes unless all of it is acceptable.
-    for key, text in texts.items():
+
+
+async def _write(session: AsyncSession, user: User, changes: _UserChanges, now: datetime) -> None:
+    for key, text in changes.texts.items():
         setattr(user, key, text)
-    if custom is not None:
-        user.custom_fields = custom
+    if changes.custom is not None:
+        user.custom_fields = changes.custom
     user.updated_at = now
     await session.flush()
-    if phones is not None:
-        await _replace_phones(session, user.id, phones)
+    if changes.phones is not None:
+        await _replace_phones(session, user.id, changes.phones)
         await session.flush()
 
 
@@ -464,11 +464,12 @@ async def create_user(
     session: AsyncSession, data: Mapping[str, Any], *, now: datetime | None = None
 ) -> User:
     """A user from API data (`full_name`, `email`, `company`, `note`, `phones`,
-    `custom_fields`, all optional); 422 `DirectoryError`s for bad content."""
+    `custom_fields`, all optional); `InvalidError` (422) for bad content, before any write."""
+    changes = await _validate(session, data, {})
     at = _now(now)
     user = User(custom_fields={}, created_at=at, updated_at=at)
     session.add(user)
-    await _apply(session, user, data, at)
+    await _write(session, user, changes, at)
     return user
 
 
@@ -485,7 +486,8 @@ async def patch_user(
     user = await session.get(User, user_id)
     if user is None:
         raise NotFoundError("user_not_found", f"No user {user_id}.")
-    await _apply(session, user, data, _now(now))
+    changes = await _validate(session, data, user.custom_fields or {})
+    await _write(session, user, changes, _now(now))
     return user
 
 
@@ -574,6 +576,33 @@ async def user_view(session: AsyncSession, user: User) -> dict[str, Any]:
     return user_json(user, (await phones_of(session, [user.id]))[user.id])
 
 
+def _lower(value: object) -> str | None:
+    return None if value is None else str(value).lower()
+
+
+async def _fold_ready(session: AsyncSession) -> None:
+    """Give this SQLite connection a Unicode `lower` (SQLite's own folds ASCII only, and the
+    users are Russian). PostgreSQL's `lower` already follows the database's UTF-8 locale."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    raw = await (await session.connection()).get_raw_connection()
+    await raw.driver_connection.create_function(  # type: ignore[union-attr]
+        "cr_lower", 1, _lower, deterministic=True
+    )
+
+
+def _fold(
+    column: ColumnElement[Any] | InstrumentedAttribute[Any], dialect: str
+) -> ColumnElement[Any]:
+    return func.lower(column) if dialect == "postgresql" else func.cr_lower(column)
+
+
+def _like_pattern(text: str) -> str:
+    """`%text%` with LIKE's wildcards escaped (escape character: backslash)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def _search_condition(session: AsyncSession, q: str) -> ColumnElement[bool]:
     pattern = _like_pattern(q.lower())
     dialect = session.get_bind().dialect.name
@@ -582,11 +611,15 @@ def _search_condition(session: AsyncSession, q: str) -> ColumnElement[bool]:
         for column in (User.full_name, User.email, User.company, User.note)
     ]
     # Values only (not keys): JSON text would also match key names and escaped non-ASCII.
-    each = (
-        func.json_each_text(User.custom_fields)
-        if dialect == "postgresql"
-        else func.json_each(User.custom_fields)
-    ).table_valued("value")
+    if dialect == "postgresql":
+        # json_each_text raises on a non-object (a JSON null written by other code).
+        custom = case(
+            (func.json_typeof(User.custom_fields) == "object", User.custom_fields),
+            else_=cast(literal("{}"), JSON),
+        )
+        each = func.json_each_text(custom).table_valued("value")
+    else:
+        each = func.json_each(User.custom_fields).table_valued("value")
     conditions.append(
         exists(
             select(1)
@@ -596,13 +629,16 @@ def _search_condition(session: AsyncSession, q: str) -> ColumnElement[bool]:
     )
     digits = "".join(c for c in q if c.isascii() and c.isdigit())
     if len(digits) >= 3:
-        # "8 926 …" is stored as "7926…": also try the number normalised as a whole.
-        variants = {digits, normalize_phone(q) or digits}
+        patterns = {f"%{digits}%", f"%{normalize_phone(q) or digits}%"}
+        if digits.startswith("8"):
+            # A number typed with the trunk prefix ("8 926 …") is stored as "7926…"; the
+            # prefix only means that at the start of a number.
+            patterns.add(f"7{digits[1:]}%")
         conditions.append(
             exists(
                 select(1).where(
                     UserPhone.user_id == User.id,
-                    or_(*(UserPhone.normalized.like(_like_pattern(v)) for v in variants)),
+                    or_(*(UserPhone.normalized.like(p) for p in sorted(patterns))),
                 )
             )
         )

@@ -29,8 +29,15 @@ async def enrich(session: AsyncSession, event: dict[str, Any]) -> dict[str, Any]
             }
         return {**event, "user_id": user.id if user is not None else None}
     if kind in ("call.dialing", "call.connected"):
-        case_id = await session.scalar(
-            select(Dial.case_id).where(Dial.call_session_id == event["call_session_id"])
-        )
+        # The first notifications may arrive before UIS's answer gave us the session id.
+        case_id = None
+        if event.get("external_id"):
+            case_id = await session.scalar(
+                select(Dial.case_id).where(Dial.external_id == event["external_id"])
+            )
+        if case_id is None:
+            case_id = await session.scalar(
+                select(Dial.case_id).where(Dial.call_session_id == event["call_session_id"])
+            )
         return {**event, "case_id": case_id}
     return event

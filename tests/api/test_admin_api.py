@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -358,8 +358,8 @@ async def test_fields(client: Any, control: Any, expect_error: Any) -> None:
         await expect_error(resp, 422, code)
     resp = await client.patch("/api/v1/fields/nope", json={"incoming_call": True}, headers=ADMIN)
     await expect_error(resp, 404, "field_not_found")
-    for body in ({}, {"incoming_call": 1}, {"builtin": True}):
-        resp = await client.patch("/api/v1/fields/email", json=body, headers=ADMIN)
+    for patch in ({}, {"incoming_call": 1}, {"builtin": True}):
+        resp = await client.patch("/api/v1/fields/email", json=patch, headers=ADMIN)
         await expect_error(resp, 422)
     assert control.changes == 3
 

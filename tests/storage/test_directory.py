@@ -371,3 +371,19 @@ async def test_rejected_newest_first(database: Database) -> None:
     rows, total = await _in_tx(database, d.list_rejected, 2, 0)
     assert total == 3
     assert [r.code for r in rows] == ["c2", "c1"]
+
+
+async def test_invalid_user_adds_nothing_to_the_session(database: Database) -> None:
+    # A caller that catches the error and commits its other work must not commit a blank user.
+    async with database.sessions.begin() as session:
+        with pytest.raises(d.InvalidError):
+            await d.create_user(session, {"phones": ["no digits"]})
+    assert await _search(database, None) == ([], 0)
+
+
+async def test_search_survives_null_custom_fields(database: Database) -> None:
+    async with database.sessions.begin() as session:
+        user = await d.create_user(session, {"full_name": "Null"})
+        user.custom_fields = None  # type: ignore[assignment]  # as careless code might write
+    assert await _search(database, "null") == (["Null"], 1)
+    assert await _search(database, "zzz") == ([], 0)
