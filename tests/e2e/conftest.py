@@ -11,6 +11,7 @@ Tests that need their own service (crash recovery, PostgreSQL) use `ServiceProce
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -23,6 +24,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,6 +42,10 @@ READY_TIMEOUT = 90.0  # Ray starts in 5–10 s here; a loaded machine gets some 
 CASE_TIMEOUT = 15.0  # a case appears ~1.5–2 s after the call end; this is the deadline
 STOP_TIMEOUT = 30.0
 ACCOUNT_TZ = ZoneInfo("Europe/Moscow")  # the default account time zone (API.md settings)
+PG_URL = os.environ.get(
+    "CALLROUTER_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_SERVICES = os.environ.get("CALLROUTER_REQUIRE_SERVICES") == "1"
 
 
 # --- HTTP ---------------------------------------------------------------------------------
@@ -503,8 +509,70 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
 
 
 @pytest.fixture(scope="session")
-def desk(service: ServiceProcess) -> Desk:
+def shared_desk(service: ServiceProcess) -> Desk:
     return Desk(service)
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg  # the service's own PostgreSQL driver
+
+    conn = await asyncio.wait_for(asyncpg.connect(_plain_pg_url(PG_URL)), 10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _plain_pg_url(url: str, database: str | None = None) -> str:
+    """`url` as a plain postgresql:// URL (no driver), optionally naming another database."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = "postgresql"
+    path = f"/{database}" if database is not None else parts.path
+    return urllib.parse.urlunsplit((scheme, parts.netloc, path, parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def pg_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """A second service on a fresh PostgreSQL database (created here, dropped at the end);
+    skipped when PostgreSQL is unreachable, unless CALLROUTER_REQUIRE_SERVICES=1."""
+    name = f"callrouter_e2e_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # unreachable, refused, bad credentials: no PostgreSQL here
+        reason = f"PostgreSQL at {PG_URL} is unreachable: {exc!r}"
+        if REQUIRE_SERVICES:
+            pytest.fail(reason + " (CALLROUTER_REQUIRE_SERVICES=1)")
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("e2e-postgres")
+    svc = ServiceProcess(
+        root / "data",
+        admin_token=f"e2e-admin-{random.randrange(10**12)}",
+        database_url=_plain_pg_url(PG_URL, name),
+        name="postgres",
+    )
+    try:
+        svc.start()
+        svc.wait_ready()
+        yield svc
+    finally:
+        svc.stop()
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_desk(pg_service: ServiceProcess) -> Desk:
+    return Desk(pg_service)
+
+
+@pytest.fixture
+def desk(request: pytest.FixtureRequest) -> Desk:
+    """The helpdesk a test drives: the shared SQLite service, or with
+    `@pytest.mark.parametrize("desk", ["sqlite", "postgresql"], indirect=True)` also the
+    PostgreSQL one."""
+    backend = getattr(request, "param", "sqlite")
+    assert backend in ("sqlite", "postgresql"), backend
+    result: Desk = request.getfixturevalue("pg_desk" if backend == "postgresql" else "shared_desk")
+    return result
 
 
 class Services:

@@ -13,7 +13,11 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
+# R11, R15 and R16 run on PostgreSQL too: a smoke test of the service on its other database.
+both_databases = pytest.mark.parametrize("desk", ["sqlite", "postgresql"], indirect=True)
 
+
+@both_databases
 def test_r11_answered_call_staff_did_nothing(desk: Desk) -> None:
     """R11: an answered incoming call nobody acted on → `Входящий звонок с N`, open, assigned to
     the answering staff member, one call message from them, empty body, with the recording."""
@@ -105,6 +109,7 @@ def test_r14_outgoing_softphone_staff_did_nothing(desk: Desk, answered: bool) ->
         assert message["call"]["recording_urls"] == []
 
 
+@both_databases
 def test_r15_missed_after_ringing_two_operators(desk: Desk) -> None:
     """R15: missed after ringing E1 then E2 → `Пропущенный звонок с N`, open, missed icon,
     assigned to E2's staff member, one missed-call message."""
@@ -129,6 +134,7 @@ def test_r15_missed_after_ringing_two_operators(desk: Desk) -> None:
     assert message["call"]["recording_urls"] == []
 
 
+@both_databases
 def test_r15_voice_menu_hangup_has_no_assignee(desk: Desk) -> None:
     """R15: the caller hung up in the voice menu (no operator rung) → a missed case with no
     assignee."""
@@ -143,6 +149,7 @@ def test_r15_voice_menu_hangup_has_no_assignee(desk: Desk) -> None:
     assert desk.only_call_message(case)["call"]["outcome"] == "missed"
 
 
+@both_databases
 def test_r2_r15_offered_only_to_unmapped_operator_creates_nothing(desk: Desk) -> None:
     """R2, R15: a call offered only to an operator not mapped to staff creates no case (and
     no user)."""
@@ -156,6 +163,7 @@ def test_r2_r15_offered_only_to_unmapped_operator_creates_nothing(desk: Desk) ->
     assert desk.user_by_phone(phone) is None
 
 
+@both_databases
 def test_r16_missed_calls_grouped_until_a_conversation(desk: Desk) -> None:
     """R16: two missed calls from one user → one case with two messages; after an answered
     call, the next missed call opens a new missed case."""
