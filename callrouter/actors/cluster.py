@@ -69,6 +69,7 @@ class Cluster:
             self.count, self.database_url, self.prefix
         )
         self.shards = await self.supervisor.shards_ready.remote()
+        self.board = await self.supervisor.wallboard.remote()
         self.count = len(self.shards)
         self.pending = [[] for _ in self.shards]
         self.wakeups = [asyncio.Event() for _ in self.shards]
@@ -129,7 +130,18 @@ class Cluster:
         return result
 
     async def config_changed(self) -> None:
-        await asyncio.gather(*(s.configure.remote() for s in self.shards))
+        await asyncio.gather(*(s.configure.remote() for s in self.shards), self.board.configure.remote())
+
+    async def wallboard(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.board.snapshot.remote()
+        return result
+
+    async def wallboard_poll(self, after: int, timeout: float) -> dict[str, Any]:
+        result: dict[str, Any] = await self.board.poll.remote(after, timeout)
+        return result
+
+    async def report_online(self, frontend: str, staff_ids: list[int]) -> None:
+        await self.board.set_online.remote(frontend, staff_ids)
 
     async def settled(self, timeout: float = 30.0) -> bool:
         """True once nothing is queued here or in any shard (tests, benchmarks)."""

@@ -26,6 +26,7 @@ from callrouter.domain.call import (
 from callrouter.domain.contact import ContactState
 from callrouter.domain.notifications import Kind, Notification
 from callrouter.domain.phones import normalize_phone
+from callrouter.domain.wallboard import FinishedCall, LiveCall, finished_call
 
 RETAIN_SECONDS = 120.0  # a finished call lingers this long to absorb late notifications
 
@@ -108,6 +109,7 @@ Job = Finalize | StoreRecording | MarkDone | Live
 class Output:
     jobs: list[Job] = field(default_factory=list)
     forwards: dict[int, list[Envelope]] = field(default_factory=lambda: defaultdict(list))
+    board: list[LiveCall | FinishedCall] = field(default_factory=list)  # for the wallboard (R31)
 
 
 class ShardHost:
@@ -163,7 +165,7 @@ class ShardHost:
             effects = call.on_timer(now, self.silent_timeout)
             if effects:
                 self.finished_at[call_id] = now
-                produced += self._live(call, effects)
+                produced += self._live(call, effects, out)
         for agent_id, agent in list(self.agents.items()):
             if agent.idle:
                 del self.agents[agent_id]  # passivated: nothing live to remember
@@ -215,7 +217,10 @@ class ShardHost:
                 call.seen.add(env.inbox_id)
                 out.jobs.append(MarkDone((env.inbox_id,)))
             return []
+        before = call.live_view() if call.first_at is not None else None
         effects = call.apply(n, env.received, env.inbox_id)
+        if call.live_view() != before:
+            out.board.append(self._board_view(call))
         return self._live(call, effects, out)
 
     def _live(
@@ -225,6 +230,8 @@ class ShardHost:
         produced: list[Envelope] = []
         for effect in effects:
             if isinstance(effect, Finished):
+                if out is not None:
+                    out.board.append(self._board_finished(effect.facts))
                 staff = tuple(
                     dict.fromkeys(s for e in effect.employee_ids if (s := self.staff_of.get(e)))
                 )
@@ -261,6 +268,21 @@ class ShardHost:
             if out is not None:
                 out.jobs.append(Live(staff_id, event))
         return produced
+
+    # -- the wallboard's view ---------------------------------------------------------------
+
+    def _board_view(self, call: CallState) -> LiveCall:
+        ringing, talking = call.live_view()
+        return LiveCall(
+            call.call_session_id,
+            "out" if call.is_outgoing else "in",
+            call.first_received or 0.0,
+            frozenset(s for e in ringing if (s := self.staff_of.get(e))),
+            frozenset(s for e in talking if (s := self.staff_of.get(e))),
+        )
+
+    def _board_finished(self, facts: CallFacts) -> FinishedCall:
+        return finished_call(facts, self.staff_of)
 
     # -- reads --------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import ray
 
+from callrouter.actors.board import Board
 from callrouter.actors.host import (
     Envelope,
     Finalize,
@@ -72,6 +73,7 @@ class Shard:
         self.host = ShardHost(index, count)
         self.db = Database(database_url)
         self.peers: list[Any] = []
+        self.board: Any = None
         self.outbox: deque[Job] = deque()
         self.outbox_ready = asyncio.Event()
         self.forwards: dict[int, list[Envelope]] = defaultdict(list)
@@ -83,9 +85,10 @@ class Shard:
         self.started = False
         self.epoch = time.time_ns()
 
-    async def start(self, peers: list[Any]) -> None:
+    async def start(self, peers: list[Any], board: Any = None) -> None:
         """Load configuration, recover undone notifications, start the loops. Idempotent."""
         self.peers = peers
+        self.board = board if board is not None else ray.get_actor(f"{self.prefix}-board")
         if self.started:
             return
         self.started = True
@@ -131,6 +134,8 @@ class Shard:
         return len(envelopes)
 
     def _absorb(self, out: Output) -> None:
+        if out.board:
+            self.board.apply.remote(out.board)
         if out.jobs:
             self.outbox.extend(out.jobs)
             self.outbox_ready.set()
@@ -297,6 +302,7 @@ class Supervisor:
     """Creates the named shard actors once and hands them out to every frontend."""
 
     def __init__(self, count: int, database_url: str, namespace_prefix: str) -> None:
+        self.board = Board.options(name=f"{namespace_prefix}-board", get_if_exists=True).remote(database_url)
         self.shards = [
             Shard.options(name=shard_name(namespace_prefix, i), get_if_exists=True).remote(
                 i, count, database_url, namespace_prefix
@@ -307,6 +313,9 @@ class Supervisor:
 
     async def shards_ready(self) -> list[Any]:
         if not self.ready:
-            await asyncio.gather(*(s.start.remote(self.shards) for s in self.shards))
+            await asyncio.gather(*(s.start.remote(self.shards, self.board) for s in self.shards))
             self.ready = True
         return self.shards
+
+    async def wallboard(self) -> Any:
+        return self.board

@@ -115,6 +115,7 @@ class CallState:
     is_lost: bool | None = None
     talk_seconds: int | None = None
     end_employee_id: int | None = None
+    first_received: float | None = None  # wall clock (seconds) of the first notification
     last_received: float = 0.0  # wall clock (seconds) of the latest notification
     end_received: float | None = None  # wall clock of the first call end
     finished: bool = False
@@ -162,6 +163,7 @@ class CallState:
 
     def _merge(self, n: Notification, received: float) -> None:
         self.last_received = max(self.last_received, received)
+        self.first_received = received if self.first_received is None else min(self.first_received, received)
         self.first_at = _earliest(self.first_at, n.time)
         self.last_at = _latest(self.last_at, n.time)
         self.direction = self.direction or n.direction
@@ -287,6 +289,10 @@ class CallState:
         return result
 
     # -- what staff see live ---------------------------------------------------------------
+
+    def live_view(self) -> tuple[frozenset[int], frozenset[int]]:
+        """(employees whose phone rings for this call, employees talking in it)."""
+        return self._live_view()
 
     def _live_view(self) -> tuple[frozenset[int], frozenset[int]]:
         """(employees whose phone rings for this call, employees talking in it)."""

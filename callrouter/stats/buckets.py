@@ -9,6 +9,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from typing import Any, TypeAlias
 
 BRANCH_BITS = 3  # an 8-ary tree: nodes of 1, 8, 64, 512, 4096 … hours
 
@@ -43,6 +44,15 @@ class Counts:
             self.values.extend(zeros(max(i - n + 1, n)))
         self.values[i] += delta
 
+    def dump(self) -> list[Any]:
+        """Plain data for the snapshot."""
+        return [self.base, self.values]
+
+    @classmethod
+    def load(cls, plain: list[Any]) -> Counts:
+        """The counters `dump` gave."""
+        return cls(plain[0], plain[1])
+
     def total(self, lo: int, hi: int) -> int:
         """The sum over buckets [lo, hi)."""
         a = max(lo - self.base, 0)
@@ -58,7 +68,8 @@ class Counts:
         return sum(self.values[a:b:step]) if a < b else 0
 
 
-Node = tuple[array[int], array[int]]  # sorted values, and `stride` payload ints per value
+# sorted values, and `stride` payload ints per value
+Node: TypeAlias = "tuple[array[int], array[int]]"
 
 
 class Tree:
@@ -68,12 +79,23 @@ class Tree:
     a few whole nodes (`cover`), each answering "how many values ≥ x" with one bisect.
     """
 
-    __slots__ = ("levels", "stride", "nodes")
+    __slots__ = ("levels", "nodes", "stride")
 
     def __init__(self, levels: int, stride: int) -> None:
         self.levels = levels
         self.stride = stride
         self.nodes: list[dict[int, Node]] = [{} for _ in range(levels)]
+
+    def dump(self) -> list[Any]:
+        """Plain data for the snapshot."""
+        return [self.levels, self.stride, [{k: list(node) for k, node in nodes.items()} for nodes in self.nodes]]
+
+    @classmethod
+    def load(cls, plain: list[Any]) -> Tree:
+        """The tree `dump` gave."""
+        tree = cls(plain[0], plain[1])
+        tree.nodes = [{k: (node[0], node[1]) for k, node in nodes.items()} for nodes in plain[2]]
+        return tree
 
     def insert(self, bucket: int, value: int, payload: Sequence[int] = ()) -> None:
         """Put `value` (with `stride` payload ints) at `bucket`."""

@@ -41,12 +41,9 @@ class HistoryEvent:
 def from_row(row: object) -> HistoryEvent:
     """A `HistoryEvent` from anything shaped like a `CaseEvent` row: an ORM object, a named tuple
     or a mapping. A naive `at` is taken as UTC (SQLite hands those back)."""
-    if isinstance(row, Mapping):
-        get = row.get
-    else:
 
-        def get(name: str, default: Any = None) -> Any:
-            return getattr(row, name, default)
+    def get(name: str) -> Any:
+        return row.get(name) if isinstance(row, Mapping) else getattr(row, name, None)
 
     at = get("at")
     if not isinstance(at, datetime):

@@ -27,6 +27,7 @@ from callrouter.domain.case_rules import (
 )
 from callrouter.domain.notifications import Notification
 from callrouter.domain.phones import normalize_phone
+from callrouter.domain.wallboard import finished_call
 from callrouter.storage import directory
 from callrouter.storage.cases import (
     add_message,
@@ -171,6 +172,10 @@ async def finalize_call(session: AsyncSession, facts: CallFacts) -> Finalized | 
     call.ended_at = facts.ended_at
     call.outcome = decision.outcome
     call.talk_seconds = facts.talk_seconds
+    board = finished_call(facts, staff_of)
+    call.wait_seconds = board.wait_seconds
+    call.offered_staff_ids = list(board.offered)
+    call.talked = [list(pair) for pair in board.talked]
     call.finalized = True
     await session.execute(
         update(InboxEntry)

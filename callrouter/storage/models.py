@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -177,6 +178,10 @@ class Call(Base):
     outcome: Mapped[str | None] = mapped_column(String(16))  # answered / missed / attempt
     talk_seconds: Mapped[int | None] = mapped_column(Integer)
     finalized: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the wallboard counts (R31), so a restart can rebuild today's figures.
+    wait_seconds: Mapped[float | None] = mapped_column(Float)
+    offered_staff_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    talked: Mapped[list[list[int]]] = mapped_column(JSON, default=list)  # [staff_id, talk seconds]
 
 
 class CallAction(Base):

@@ -15,7 +15,7 @@ from call_kit import FAR_FUTURE, Cluster, facts_of, parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callrouter.actors.host import Live
+from callrouter.actors.host import Finalize, Live, shard_of
 from callrouter.domain.call import Answered, CallState, Finished, LiveEffect, Offered, OfferEnded
 from callrouter.domain.case_rules import Decision, Dial, decide
 from callrouter.domain.notifications import Notification

@@ -97,7 +97,9 @@ class Api:
         bearer = token if token is not None else self.token
         if auth and bearer:
             headers["Authorization"] = f"Bearer {bearer}"
-        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
+        req = urllib.request.Request(
+            self.base_url + path, data=data, method=method, headers=headers
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return Response(resp.status, dict(resp.headers), resp.read().decode())
@@ -151,6 +153,7 @@ class ServiceProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.starts = 0
+        self._stopping: list[psutil.Process] | None = None
 
     @property
     def base_url(self) -> str:
@@ -237,17 +240,24 @@ class ServiceProcess:
         assert not alive, f"processes survived SIGKILL: {alive}"
         self.proc = None
 
+    def interrupt(self) -> None:
+        """Send SIGINT (as Ctrl+C does) without waiting: see `stop`."""
+        if self.proc is not None and self.proc.poll() is None:
+            self._stopping = self._session_processes()
+            self.proc.send_signal(signal.SIGINT)
+
     def stop(self) -> None:
-        """SIGINT (as Ctrl+C does), wait; SIGKILL whatever is left of its session."""
+        """SIGINT (unless `interrupt` sent it), wait; SIGKILL whatever is left of its session
+        (the service, or Ray processes it failed to shut down)."""
         if self.proc is None:
             return
-        procs = self._session_processes()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
+        if self._stopping is None:
+            self.interrupt()
+        procs, self._stopping = self._stopping or [], None
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pass
         _, alive = psutil.wait_procs([p for p in procs if p.pid != self.proc.pid], timeout=5)
         if self.proc.poll() is None or alive:
             self.kill()
@@ -369,9 +379,7 @@ class Desk:
 
     # -- reads and waits
 
-    def wait(
-        self, probe: Callable[[], Any], what: str, timeout: float = CASE_TIMEOUT
-    ) -> Any:
+    def wait(self, probe: Callable[[], Any], what: str, timeout: float = CASE_TIMEOUT) -> Any:
         """Poll `probe` until it returns something truthy; fail with `what` and the log tail."""
         deadline = time.monotonic() + timeout
         last: Any = None
@@ -387,9 +395,7 @@ class Desk:
 
     def users_matching(self, q: str) -> list[dict[str, Any]]:
         query = urllib.parse.urlencode({"q": q})
-        items: list[dict[str, Any]] = expect(self.admin.get(f"/api/v1/users?{query}"), 200)[
-            "items"
-        ]
+        items: list[dict[str, Any]] = expect(self.admin.get(f"/api/v1/users?{query}"), 200)["items"]
         return items
 
     def user_by_phone(self, phone: str) -> dict[str, Any] | None:
@@ -495,24 +501,6 @@ class Desk:
 # --- fixtures --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    """The shared service for the e2e session (SQLite in a temporary data dir)."""
-    root = tmp_path_factory.mktemp("e2e-shared")
-    svc = ServiceProcess(root / "data", admin_token=f"e2e-admin-{random.randrange(10**12)}")
-    svc.start()
-    try:
-        svc.wait_ready()
-        yield svc
-    finally:
-        svc.stop()
-
-
-@pytest.fixture(scope="session")
-def shared_desk(service: ServiceProcess) -> Desk:
-    return Desk(service)
-
-
 async def _pg_admin(sql: str) -> None:
     import asyncpg  # the service's own PostgreSQL driver
 
@@ -526,42 +514,125 @@ async def _pg_admin(sql: str) -> None:
 def _plain_pg_url(url: str, database: str | None = None) -> str:
     """`url` as a plain postgresql:// URL (no driver), optionally naming another database."""
     parts = urllib.parse.urlsplit(url)
-    scheme = "postgresql"
     path = f"/{database}" if database is not None else parts.path
-    return urllib.parse.urlunsplit((scheme, parts.netloc, path, parts.query, parts.fragment))
+    return urllib.parse.urlunsplit(("postgresql", parts.netloc, path, parts.query, ""))
 
 
-@pytest.fixture(scope="session")
-def pg_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    """A second service on a fresh PostgreSQL database (created here, dropped at the end);
-    skipped when PostgreSQL is unreachable, unless CALLROUTER_REQUIRE_SERVICES=1."""
-    name = f"callrouter_e2e_{uuid.uuid4().hex[:12]}"
-    try:
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # unreachable, refused, bad credentials: no PostgreSQL here
-        reason = f"PostgreSQL at {PG_URL} is unreachable: {exc!r}"
-        if REQUIRE_SERVICES:
-            pytest.fail(reason + " (CALLROUTER_REQUIRE_SERVICES=1)")
-        pytest.skip(reason)
-    root = tmp_path_factory.mktemp("e2e-postgres")
-    svc = ServiceProcess(
-        root / "data",
-        admin_token=f"e2e-admin-{random.randrange(10**12)}",
-        database_url=_plain_pg_url(PG_URL, name),
-        name="postgres",
-    )
-    try:
+class Launcher:
+    """Every service of the session. The ones the selected tests need are started together
+    when the session begins (each starts its own Ray, which takes seconds), and all are
+    stopped together at its end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: dict[str, ServiceProcess] = {}
+        self.pg_database: str | None = None
+        self.pg_problem: str | None = None
+
+    def launch(self, name: str) -> ServiceProcess | None:
+        """Start service `name` ("shared", "postgres", "crash") unless started; returns at
+        once. None for "postgres" when PostgreSQL is unreachable (see `pg_problem`)."""
+        if name in self.made:
+            return self.made[name]
+        database_url = None
+        if name == "postgres":
+            if self.pg_problem is not None:
+                return None
+            self.pg_database = f"callrouter_e2e_{uuid.uuid4().hex[:12]}"
+            try:
+                asyncio.run(_pg_admin(f'CREATE DATABASE "{self.pg_database}"'))
+            # Unreachable, refused, bad credentials: all mean no PostgreSQL here.
+            except Exception as exc:  # noqa: BLE001
+                self.pg_database = None
+                self.pg_problem = f"PostgreSQL at {PG_URL} is unreachable: {exc!r}"
+                return None
+            database_url = _plain_pg_url(PG_URL, self.pg_database)
+        (self.root / name).mkdir(parents=True, exist_ok=True)
+        svc = ServiceProcess(
+            self.root / name / "data",
+            admin_token=f"e2e-admin-{random.randrange(10**12)}",
+            database_url=database_url,
+            name=name,
+        )
         svc.start()
+        self.made[name] = svc
+        return svc
+
+    def ready(self, name: str) -> ServiceProcess:
+        """Service `name`, started if needed, once it answers /healthz."""
+        svc = self.launch(name)
+        if svc is None:
+            reason = self.pg_problem or f"no service {name}"
+            if REQUIRE_SERVICES:
+                pytest.fail(reason + " (CALLROUTER_REQUIRE_SERVICES=1)")
+            pytest.skip(reason)
         svc.wait_ready()
-        yield svc
+        return svc
+
+    def desk(self, name: str) -> Desk:
+        """The integration set up on service `name` (ready)."""
+        return Desk(self.ready(name))
+
+    def retire(self, name: str) -> None:
+        """Ask service `name` to stop now (its Ray would take CPU from later tests); the end
+        of the session waits for it."""
+        if name in self.made:
+            self.made[name].interrupt()
+
+    def stop_all(self) -> None:
+        for svc in self.made.values():
+            svc.interrupt()
+        for svc in self.made.values():
+            svc.stop()
+        if self.pg_database is not None:
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)'))
+
+
+def _needed(items: list[pytest.Item]) -> list[str]:
+    """Which services the selected tests use."""
+    needed = set()
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "crash" in names:
+            needed.add("crash")
+        if params.get("desk") == "postgresql":
+            needed.add("postgres")
+        elif "desk" in names or "shared_desk" in names or "service" in names:
+            needed.add("shared")
+    return sorted(needed, key=["shared", "postgres", "crash"].index)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def launcher(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Launcher]:
+    """Starts the needed services at once, in parallel; stops them all at the end."""
+    made = Launcher(tmp_path_factory.mktemp("e2e"))
+    try:
+        for name in _needed(request.session.items):
+            made.launch(name)
+        yield made
     finally:
-        svc.stop()
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        made.stop_all()
 
 
 @pytest.fixture(scope="session")
-def pg_desk(pg_service: ServiceProcess) -> Desk:
-    return Desk(pg_service)
+def service(launcher: Launcher) -> ServiceProcess:
+    """The shared service for the e2e session (SQLite in a temporary data dir)."""
+    return launcher.ready("shared")
+
+
+@pytest.fixture(scope="session")
+def shared_desk(service: ServiceProcess) -> Desk:
+    return Desk(service)
+
+
+@pytest.fixture(scope="session")
+def pg_desk(launcher: Launcher) -> Desk:
+    """A second service on a fresh PostgreSQL database (created for the session, dropped at
+    its end); skipped when PostgreSQL is unreachable, unless CALLROUTER_REQUIRE_SERVICES=1."""
+    return Desk(launcher.ready("postgres"))
 
 
 @pytest.fixture
@@ -573,40 +644,3 @@ def desk(request: pytest.FixtureRequest) -> Desk:
     assert backend in ("sqlite", "postgresql"), backend
     result: Desk = request.getfixturevalue("pg_desk" if backend == "postgresql" else "shared_desk")
     return result
-
-
-class Services:
-    """Makes extra services (own data dir, own Ray) and stops them all at teardown."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.made: list[ServiceProcess] = []
-
-    def new(self, name: str, *, database_url: str | None = None) -> ServiceProcess:
-        svc = ServiceProcess(
-            self.root / name / "data",
-            admin_token=f"e2e-admin-{random.randrange(10**12)}",
-            database_url=database_url,
-            name=name,
-        )
-        svc.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.made.append(svc)
-        return svc
-
-    def desk(self, svc: ServiceProcess) -> Desk:
-        """Set up the integration on a running service."""
-        return Desk(svc)
-
-    def stop_all(self) -> None:
-        for svc in self.made:
-            svc.stop()
-
-
-@pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """`services.new(name)`: a not yet started `ServiceProcess` of this module's own."""
-    made = Services(tmp_path_factory.mktemp("e2e-own"))
-    try:
-        yield made
-    finally:
-        made.stop_all()

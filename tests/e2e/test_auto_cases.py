@@ -116,9 +116,7 @@ def test_r15_missed_after_ringing_two_operators(desk: Desk) -> None:
     first, second = desk.staff("Иван Петров"), desk.staff("Мария Кузнецова")
     phone, call_id = desk.new_phone(), desk.new_call_id()
     desk.post_call(
-        uis.incoming_missed(
-            call_id, desk.when(), phone, [first.employee_id, second.employee_id]
-        )
+        uis.incoming_missed(call_id, desk.when(), phone, [first.employee_id, second.employee_id])
     )
 
     [case] = desk.wait_for_cases(phone, 1)

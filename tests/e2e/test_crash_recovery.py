@@ -5,6 +5,7 @@ another port, then fed the rest of each call."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ import pytest
 from callrouter.testing import uis_bodies as uis
 
 if TYPE_CHECKING:
-    from tests.e2e.conftest import Desk, Services, Staff
+    from tests.e2e.conftest import Desk, Launcher, Staff
 
 pytestmark = pytest.mark.e2e
 
@@ -38,11 +39,9 @@ class Crash:
 
 
 @pytest.fixture(scope="module")
-def crash(services: Services) -> Crash:
-    svc = services.new("crash")
-    svc.start()
-    svc.wait_ready()
-    desk = services.desk(svc)
+def crash(launcher: Launcher) -> Iterator[Crash]:
+    desk = launcher.desk("crash")
+    svc = desk.service
     anna = desk.staff()
     calls = {}
     for name, talk in (("mid_call", 64), ("with_case", 51), ("ended", 47)):
@@ -72,7 +71,8 @@ def crash(services: Services) -> Crash:
     desk.post_call(ended_rest)  # the recording
     # UIS may resend the call end it had an answer for: still one effect.
     desk.post_call([e for e in calls["ended"][2] if e[1]["notification_name"] == CALL_END])
-    return Crash(desk, anna, calls, resp.json)
+    yield Crash(desk, anna, calls, resp.json)
+    launcher.retire("crash")
 
 
 def _settled(crash: Crash) -> None:

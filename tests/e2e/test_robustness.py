@@ -61,9 +61,7 @@ def test_r32_duplicate_bodies_change_nothing(desk: Desk) -> None:
     desk.wait_finalized(call_id)
     desk.post_call(events)
     desk.post_call(events[-1:])
-    assert desk.cases_of(case["user_id"]) == [
-        {k: v for k, v in case.items() if k != "messages"}
-    ]
+    assert desk.cases_of(case["user_id"]) == [{k: v for k, v in case.items() if k != "messages"}]
     assert desk.case(case["id"]) == case
 
 
@@ -107,7 +105,9 @@ def test_r32_silent_call_closed_by_the_sweeper(desk: Desk) -> None:
     anna = desk.staff()
     phone, call_id = desk.new_phone(), desk.new_call_id()
     events = uis.incoming_answered(call_id, desk.when(), phone, anna.employee_id)
-    started = [e for e in events if e[1]["notification_name"] in ("Исходящее плечо", "Поднятие трубки")]
+    started = [
+        e for e in events if e[1]["notification_name"] in ("Исходящее плечо", "Поднятие трубки")
+    ]
     assert len(started) == 2
     before = desk.settings()["silent_call_timeout_seconds"]
     assert desk.settings(silent_call_timeout_seconds=2)["silent_call_timeout_seconds"] == 2

@@ -199,8 +199,10 @@ def test_r9_r21_attach_to_earlier_case(desk: Desk) -> None:
     desk.post_call(rest)
     done = desk.wait_case(
         earlier["id"],
-        lambda c: c["messages"][1]["call"]["outcome"] == "answered"
-        and c["messages"][1]["call"]["recording_urls"] != [],
+        lambda c: (
+            c["messages"][1]["call"]["outcome"] == "answered"
+            and c["messages"][1]["call"]["recording_urls"] != []
+        ),
         "the second message answered and recorded",
     )
     assert done["status"] == "waiting"

@@ -1,0 +1,91 @@
+"""The live wallboard over HTTP (R31): `GET /api/v1/wallboard` and the
+`GET /api/v1/wallboard/events` WebSocket stream of `wallboard` messages.
+
+One feed per frontend long-polls the board actor and pushes each new snapshot to every open
+wallboard; while a caller waits it pushes every second, so the longest wait keeps counting.
+The same task tells the board which staff have a console open here (free vs offline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from callrouter.http.auth import require_any
+from callrouter.http.errors import json_response
+from callrouter.http.keys import CLUSTER, HUB, WALLBOARD_FEED
+
+log = logging.getLogger("callrouter.wallboard")
+routes = web.RouteTableDef()
+
+TICK_SECONDS = 1.0
+
+
+class WallboardFeed:
+    def __init__(self) -> None:
+        self.sockets: set[web.WebSocketResponse] = set()
+        self.latest: dict[str, Any] | None = None
+        self.frontend = uuid.uuid4().hex
+
+    async def run(self, app: web.Application) -> None:
+        seq = -1
+        while True:
+            try:
+                await app[CLUSTER].report_online(self.frontend, sorted(app[HUB].connected()))
+                snapshot = await app[CLUSTER].wallboard_poll(seq, TICK_SECONDS)
+                if snapshot["seq"] != seq or snapshot["ringing"]:
+                    seq = snapshot["seq"]
+                    self.latest = snapshot
+                    await self._broadcast(snapshot)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("wallboard feed failed")
+                await asyncio.sleep(1)
+
+    async def _broadcast(self, snapshot: dict[str, Any]) -> None:
+        message = orjson.dumps({"type": "wallboard", **snapshot}).decode()
+        for ws in list(self.sockets):
+            if not ws.closed:
+                await ws.send_str(message)
+
+
+async def feed_ctx(app: web.Application) -> AsyncIterator[None]:
+    feed = WallboardFeed()
+    app[WALLBOARD_FEED] = feed
+    task = asyncio.create_task(feed.run(app))
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    for ws in list(feed.sockets):
+        await ws.close(code=1001, message=b"server shutdown")
+
+
+@routes.get("/api/v1/wallboard")
+async def wallboard(request: web.Request) -> web.Response:
+    await require_any(request)
+    return json_response(await request.app[CLUSTER].wallboard())
+
+
+@routes.get("/api/v1/wallboard/events")
+async def wallboard_events(request: web.Request) -> web.WebSocketResponse:
+    await require_any(request, allow_query=True)
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    feed = request.app[WALLBOARD_FEED]
+    feed.sockets.add(ws)
+    try:
+        snapshot = await request.app[CLUSTER].wallboard()  # a full snapshot on connect
+        await ws.send_str(orjson.dumps({"type": "wallboard", **snapshot}).decode())
+        async for msg in ws:
+            if msg.type == WSMsgType.ERROR:
+                break
+    finally:
+        feed.sockets.discard(ws)
+    return ws
