@@ -70,6 +70,7 @@ class Cluster:
         )
         self.shards = await self.supervisor.shards_ready.remote()
         self.board = await self.supervisor.wallboard.remote()
+        self.statistics = await self.supervisor.statistics.remote()
         self.count = len(self.shards)
         self.pending = [[] for _ in self.shards]
         self.wakeups = [asyncio.Event() for _ in self.shards]
@@ -140,6 +141,10 @@ class Cluster:
         result: dict[str, Any] = await self.board.poll.remote(after, timeout)
         return result
 
+    async def report(self, name: str, start: Any, end: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self.statistics.report.remote(name, start, end)
+        return result
+
     async def report_online(self, frontend: str, staff_ids: list[int]) -> None:
         await self.board.set_online.remote(frontend, staff_ids)
 
@@ -158,6 +163,10 @@ class Cluster:
         return list(await asyncio.gather(*(s.stats.remote() for s in self.shards)))
 
     async def stop(self) -> None:
+        try:  # the counters' snapshot, so the next start resumes without re-reading the log
+            await asyncio.wait_for(self.statistics.stop.remote(), 10)
+        except Exception:
+            log.exception("saving the statistics snapshot failed")
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -32,6 +32,7 @@ from callrouter.actors.host import (
     entity_key,
     shard_of,
 )
+from callrouter.actors.stats import Stats
 from callrouter.domain.phones import normalize_phone
 from callrouter.domain.uis import parse_body, parse_notification
 from callrouter.storage import calls as call_store
@@ -303,6 +304,7 @@ class Supervisor:
 
     def __init__(self, count: int, database_url: str, namespace_prefix: str) -> None:
         self.board = Board.options(name=f"{namespace_prefix}-board", get_if_exists=True).remote(database_url)
+        self.stats = Stats.options(name=f"{namespace_prefix}-stats", get_if_exists=True).remote(database_url)
         self.shards = [
             Shard.options(name=shard_name(namespace_prefix, i), get_if_exists=True).remote(
                 i, count, database_url, namespace_prefix
@@ -319,3 +321,6 @@ class Supervisor:
 
     async def wallboard(self) -> Any:
         return self.board
+
+    async def statistics(self) -> Any:
+        return self.stats

@@ -12,7 +12,19 @@ from aiohttp import web
 
 from callrouter.actors.cluster import Cluster
 from callrouter.config import Settings
-from callrouter.http import admin, calls, cases, dial, live, meta, pages, users, wallboard, webhook
+from callrouter.http import (
+    admin,
+    calls,
+    cases,
+    dial,
+    live,
+    meta,
+    pages,
+    stats,
+    users,
+    wallboard,
+    webhook,
+)
 from callrouter.http.errors import error_middleware
 from callrouter.http.fanout import Fanout, LocalFanout, RedisFanout
 from callrouter.http.keys import ACCOUNT, ADMIN_TOKEN, CLUSTER, CONTROL, DB, HUB, INBOX, AccountBox
@@ -48,7 +60,7 @@ def create_app(settings: Settings, admin_token: str) -> web.Application:
     app.cleanup_ctx.append(_resources(settings))
     app.cleanup_ctx.append(wallboard.feed_ctx)
     app.cleanup_ctx.append(dial.http_client)
-    for module in (meta, webhook, admin, users, calls, cases, dial, live, pages, wallboard):
+    for module in (meta, webhook, admin, users, calls, cases, dial, live, pages, wallboard, stats):
         app.add_routes(module.routes)
     return app
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -269,3 +270,14 @@ class CaseEvent(Base):
     source: Mapped[str | None] = mapped_column(String(4))
     conversation: Mapped[bool] = mapped_column(Boolean, default=False)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class StatsSnapshot(Base):
+    """The statistics actor's counters with the last history id they include (R25–R30): a
+    restart resumes from here, so nothing is lost or counted twice."""
+
+    __tablename__ = "stats_snapshots"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    max_id: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    saved_at: Mapped[datetime]
