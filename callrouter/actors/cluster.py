@@ -131,7 +131,9 @@ class Cluster:
         return result
 
     async def config_changed(self) -> None:
-        await asyncio.gather(*(s.configure.remote() for s in self.shards), self.board.configure.remote())
+        await asyncio.gather(
+            *(s.configure.remote() for s in self.shards), self.board.configure.remote()
+        )
 
     async def wallboard(self) -> dict[str, Any]:
         result: dict[str, Any] = await self.board.snapshot.remote()

@@ -91,7 +91,10 @@ class StoreRecording:
 
 @dataclass(frozen=True, slots=True)
 class MarkDone:
+    """Notifications whose effects are already durable; `call_session_id`: all of that call's."""
+
     inbox_ids: tuple[int, ...]
+    call_session_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,9 @@ class ShardHost:
         for agent_id, agent in list(self.agents.items()):
             if agent.idle:
                 del self.agents[agent_id]  # passivated: nothing live to remember
+        for key, contact in list(self.contacts.items()):
+            if now - contact.touched > RETAIN_SECONDS:
+                del self.contacts[key]  # storage keeps the calls decided: repeats stay no-ops
         # The caller's contact and the staff's agents may live on other shards: route them,
         # as `handle` routes what its envelopes produce.
         local: list[Envelope] = []
@@ -189,8 +195,11 @@ class ShardHost:
             return self._inbound(env, out)
         if isinstance(env, ToContact):
             contact = self.contacts.setdefault(env.key, ContactState(env.key))
+            contact.touched = now
             if contact.accept(env.facts.call_session_id):
                 out.jobs.append(Finalize(env.facts, env.employee_ids))
+            else:  # decided before: only its late notifications are left to mark handled
+                out.jobs.append(MarkDone((), env.facts.call_session_id))
             return []
         agent = self.agents.setdefault(env.staff_id, AgentState(env.staff_id))
         if env.change == "offered" and env.event is not None:

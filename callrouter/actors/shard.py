@@ -237,7 +237,7 @@ class Shard:
                                 (case.assignee_id, {"type": "case.updated", "case_id": case_id})
                             )
                 elif isinstance(job, MarkDone):
-                    await call_store.mark_done(session, list(job.inbox_ids))
+                    await call_store.mark_done(session, list(job.inbox_ids), job.call_session_id)
                 elif isinstance(job, Live):
                     found.append((job.staff_id, await enrich(session, job.event)))
                 events += [(place, e) for e in found]
@@ -303,8 +303,12 @@ class Supervisor:
     """Creates the named shard actors once and hands them out to every frontend."""
 
     def __init__(self, count: int, database_url: str, namespace_prefix: str) -> None:
-        self.board = Board.options(name=f"{namespace_prefix}-board", get_if_exists=True).remote(database_url)
-        self.stats = Stats.options(name=f"{namespace_prefix}-stats", get_if_exists=True).remote(database_url)
+        self.board = Board.options(name=f"{namespace_prefix}-board", get_if_exists=True).remote(
+            database_url
+        )
+        self.stats = Stats.options(name=f"{namespace_prefix}-stats", get_if_exists=True).remote(
+            database_url
+        )
         self.shards = [
             Shard.options(name=shard_name(namespace_prefix, i), get_if_exists=True).remote(
                 i, count, database_url, namespace_prefix

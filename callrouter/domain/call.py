@@ -11,7 +11,7 @@ timeout. Time is always a parameter: `received` is the wall clock of arrival, th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from callrouter.domain.notifications import Kind, Notification
 
@@ -114,6 +114,7 @@ class CallState:
     ended_at: datetime | None = None
     is_lost: bool | None = None
     talk_seconds: int | None = None
+    total_seconds: int | None = None
     end_employee_id: int | None = None
     first_received: float | None = None  # wall clock (seconds) of the first notification
     last_received: float = 0.0  # wall clock (seconds) of the latest notification
@@ -163,7 +164,9 @@ class CallState:
 
     def _merge(self, n: Notification, received: float) -> None:
         self.last_received = max(self.last_received, received)
-        self.first_received = received if self.first_received is None else min(self.first_received, received)
+        self.first_received = (
+            received if self.first_received is None else min(self.first_received, received)
+        )
         self.first_at = _earliest(self.first_at, n.time)
         self.last_at = _latest(self.last_at, n.time)
         self.direction = self.direction or n.direction
@@ -178,6 +181,7 @@ class CallState:
             self.end_received = received if self.end_received is None else self.end_received
             self.is_lost = n.is_lost if self.is_lost is None else self.is_lost
             self.talk_seconds = max(self.talk_seconds or 0, n.talk_seconds or 0)
+            self.total_seconds = max(self.total_seconds or 0, n.total_seconds or 0)
             self.end_employee_id = self.end_employee_id or n.employee_id
         elif n.kind in (Kind.LEG_START, Kind.ANSWER, Kind.LEG_END):
             leg = self._leg(n)
@@ -254,7 +258,7 @@ class CallState:
             direction="out" if self.is_outgoing else "in",
             phone=self.phone,
             external_id=self.external_id,
-            started_at=self.first_at,
+            started_at=self._started(ended),
             ended_at=ended,
             offered=tuple(offered),
             conversations=tuple(conversations),
@@ -263,6 +267,15 @@ class CallState:
             talk_seconds=self.talk_seconds or 0,
             timed_out=timed_out,
         )
+
+    def _started(self, ended: datetime) -> datetime:
+        """The call's start: its first notification, or earlier when the call end's total
+        duration says the caller waited before any (voice menu, queue) — speed of answer and
+        service level count that wait (R31)."""
+        assert self.first_at is not None
+        if self.total_seconds and self.ended_at is not None:
+            return min(self.first_at, ended - timedelta(seconds=self.total_seconds))
+        return self.first_at
 
     def _conversations(self, legs: list[Leg], ended: datetime) -> list[Conversation]:
         answered = sorted(
@@ -305,12 +318,17 @@ class CallState:
         for leg in self.legs.values():
             if leg.employee_id is None or leg.ended_at is not None:
                 continue
-            if self.is_outgoing:
-                # The caller's own phone: ringing back for a Call API call, else talking.
-                if leg is staff_leg and leg.answered_at is None:
-                    ringing.add(leg.employee_id)
-                else:
-                    talking.add(leg.employee_id)
+            if self.is_dial:
+                # A Call API call rings the staff member's own phone first; they are "dialing"
+                # (shown as ringing) until the user picks up (R18, R19). The user's leg may carry
+                # the same employee: only the staff leg speaks for the staff member.
+                if leg is staff_leg:
+                    user_up = any(
+                        other.answered_at for other in self.legs.values() if other is not staff_leg
+                    )
+                    (talking if user_up else ringing).add(leg.employee_id)
+            elif self.is_outgoing:
+                talking.add(leg.employee_id)  # the softphone caller is on the line from the start
             elif leg.answered_at is not None:
                 talking.add(leg.employee_id)
             elif leg.started_at is not None and not any(a >= leg.started_at for a in answers):

@@ -16,6 +16,7 @@ REMEMBERED = 256  # finished calls remembered per caller, to drop repeated finis
 class ContactState:
     key: str
     finished: deque[int] = field(default_factory=lambda: deque(maxlen=REMEMBERED))
+    touched: float = 0.0  # wall clock of the last finish: idle contacts are passivated
 
     def accept(self, call_session_id: int) -> bool:
         """True the first time a call's finish reaches this caller; False for a repeat."""

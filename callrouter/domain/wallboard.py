@@ -121,6 +121,7 @@ class Wallboard:
         """A new day starts the counters afresh."""
         if self.day is None or today > self.day:
             self.day = today
+            self.seq += 1  # open wallboards must drop yesterday's figures at midnight
             self.counted.clear()
             self.answered = self.missed = self.within_level = self.talk_total = 0
             self.wait_total = 0.0

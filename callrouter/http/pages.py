@@ -1,4 +1,5 @@
-"""Pages (API.md "Pages"): `GET /` the staff console, its files under `/static/`.
+"""Pages (API.md "Pages"): `GET /` the staff console, `GET /wallboard` the live wallboard,
+their files under `/static/`.
 
 The console is plain HTML, CSS and JavaScript in `callrouter/web/` (no build step); it signs in
 with a staff token in the browser and talks to the JSON API and the live events like any client.
@@ -20,6 +21,14 @@ async def console(request: web.Request) -> web.FileResponse:
     """The staff console (popup, profile, create/attach/link, call from a case)."""
     response = web.FileResponse(WEB_DIR / "console.html")
     # A new release must reach the agents' open consoles on their next load.
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@routes.get("/wallboard")
+async def wallboard(request: web.Request) -> web.FileResponse:
+    """The live wallboard (R31), for a wall screen; signs in with any token."""
+    response = web.FileResponse(WEB_DIR / "wallboard.html")
     response.headers["Cache-Control"] = "no-cache"
     return response
 

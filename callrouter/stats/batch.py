@@ -42,7 +42,9 @@ def replay(events: Iterable[HistoryEvent]) -> dict[int, CaseFacts]:
     by_case: dict[int, dict[int, HistoryEvent]] = defaultdict(dict)
     for ev in events:
         by_case[ev.case_id].setdefault(ev.id, ev)
-    return {case_id: _replay_case([evs[i] for i in sorted(evs)]) for case_id, evs in by_case.items()}
+    return {
+        case_id: _replay_case([evs[i] for i in sorted(evs)]) for case_id, evs in by_case.items()
+    }
 
 
 def _replay_case(events: list[HistoryEvent]) -> CaseFacts:
@@ -164,7 +166,9 @@ def _closes(
 def peak_for(cases: dict[int, CaseFacts], start: int, end: int, tz: ZoneInfo) -> Peak:
     """R26: per local hour slot and per local day, the distinct cases, summed by hour/weekday."""
 
-    def spread(pick: Callable[[CaseFacts], list[tuple[int, int | None]]]) -> tuple[list[int], list[int]]:
+    def spread(
+        pick: Callable[[CaseFacts], list[tuple[int, int | None]]],
+    ) -> tuple[list[int], list[int]]:
         hours: set[tuple[int, datetime, timedelta | None]] = set()
         days: set[tuple[int, date]] = set()
         for case_id, f in cases.items():
@@ -204,7 +208,12 @@ def compute(
 
 
 def answer(
-    cases: dict[int, CaseFacts], report: str, start: int, end: int, tz: ZoneInfo, close_sla_seconds: int
+    cases: dict[int, CaseFacts],
+    report: str,
+    start: int,
+    end: int,
+    tz: ZoneInfo,
+    close_sla_seconds: int,
 ) -> dict[str, object]:
     """`compute` on already replayed facts (µs period), so tests can ask many periods cheaply."""
     figures.check_report(report)

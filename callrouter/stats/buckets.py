@@ -32,6 +32,9 @@ class Counts:
         """Add `delta` to `bucket`'s counter."""
         i = bucket - self.base
         n = len(self.values)
+        if 0 <= i < n:
+            self.values[i] += delta
+            return
         if n == 0:
             self.base, self.values, i = bucket, zeros(1), 0
         elif i < 0:
@@ -88,7 +91,11 @@ class Tree:
 
     def dump(self) -> list[Any]:
         """Plain data for the snapshot."""
-        return [self.levels, self.stride, [{k: list(node) for k, node in nodes.items()} for nodes in self.nodes]]
+        return [
+            self.levels,
+            self.stride,
+            [{k: list(node) for k, node in nodes.items()} for nodes in self.nodes],
+        ]
 
     @classmethod
     def load(cls, plain: list[Any]) -> Tree:
@@ -99,25 +106,26 @@ class Tree:
 
     def insert(self, bucket: int, value: int, payload: Sequence[int] = ()) -> None:
         """Put `value` (with `stride` payload ints) at `bucket`."""
-        for level, nodes in enumerate(self.nodes):
-            key = bucket >> (BRANCH_BITS * level)
-            node = nodes.get(key)
+        stride = self.stride
+        for nodes in self.nodes:
+            node = nodes.get(bucket)
             if node is None:
-                node = nodes[key] = (array("q"), array("q"))
-            values, pay = node
-            if not values or values[-1] <= value:  # values mostly come in time order
-                values.append(value)
-                pay.extend(payload)
+                nodes[bucket] = (array("q", (value,)), array("q", payload))
+            elif node[0][-1] <= value:  # values mostly come in time order
+                node[0].append(value)
+                node[1].extend(payload)
             else:
-                i = bisect_right(values, value)
-                values.insert(i, value)
-                pay[i * self.stride : i * self.stride] = array("q", payload)
+                i = bisect_right(node[0], value)
+                node[0].insert(i, value)
+                node[1][i * stride : i * stride] = array("q", payload)
+            bucket >>= BRANCH_BITS
 
     def remove(self, bucket: int, value: int, ident: int | None = None) -> None:
         """Take out one `value` at `bucket` (the one whose first payload int is `ident`)."""
         s = self.stride
-        for level, nodes in enumerate(self.nodes):
-            key = bucket >> (BRANCH_BITS * level)
+        for nodes in self.nodes:
+            key = bucket
+            bucket >>= BRANCH_BITS
             values, pay = nodes[key]
             i = bisect_left(values, value)
             if ident is not None:

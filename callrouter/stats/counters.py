@@ -12,7 +12,6 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from callrouter.stats import figures, snapshot
@@ -29,35 +28,69 @@ SNAPSHOT_VERSION = 1
 
 
 class _Case:
-    """What later events of one case need: its creation time, whether it is closed, its points
-    per series (code, aux, time) sorted, its call messages (id, time, author), conversations
-    (message time, message id) by time, and closes (time, assignee)."""
+    """What later events of one case need, packed in one int64 array (a year holds a million
+    cases): a header (creation time, closed flag, section sizes), then its points per series
+    (code, aux, time) sorted, its call messages (id, time, author), its conversations (message
+    time, message id) by time, and its closes (time, assignee)."""
 
-    __slots__ = ("closed", "closes", "convs", "first", "msgs", "pts")
-    ARRAYS = ("pts", "msgs", "convs", "closes")
+    __slots__ = ("a",)
+    FIRST, CLOSED, HEADER = 0, 1, 6  # sizes of the four sections live at 2..5
 
-    def __init__(self, first: int) -> None:
-        self.first = first
-        self.closed = False
-        self.pts = array("q")
-        self.msgs = array("q")
-        self.convs = array("q")
-        self.closes = array("q")
+    def __init__(self, a: array[int]) -> None:
+        self.a = a
+
+    @classmethod
+    def new(cls, first: int) -> _Case:
+        return cls(array("q", (first, 0, 0, 0, 0, 0)))
+
+    @property
+    def first(self) -> int:
+        return self.a[0]
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.a[1])
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        self.a[1] = value
+
+    def section(self, n: int) -> tuple[int, int]:
+        """Start and end offsets of section n (0 points, 1 messages, 2 conversations, 3 closes)."""
+        a = self.a
+        pos = self.HEADER
+        for k in range(n):
+            pos += a[2 + k] * _WIDTH[k]
+        return pos, pos + a[2 + n] * _WIDTH[n]
+
+    def put(self, n: int, offset: int, values: tuple[int, ...]) -> None:
+        """Insert one entry of section n at array offset `offset`."""
+        self.a[offset:offset] = array("q", values)
+        self.a[2 + n] += 1
 
     def message(self, mid: int) -> tuple[int, int] | None:
         """(time, author) of a known call message."""
-        m = self.msgs
-        for i in range(0, len(m), 3):
-            if m[i] == mid:
-                return m[i + 1], m[i + 2]
+        a = self.a
+        lo, hi = self.section(1)
+        for i in range(lo, hi, 3):
+            if a[i] == mid:
+                return a[i + 1], a[i + 2]
         return None
 
     def conversations_by(self, t: int) -> int:
         """Conversation messages written at or before t."""
-        return sum(1 for i in range(0, len(self.convs), 2) if self.convs[i] <= t)
+        a = self.a
+        lo, hi = self.section(2)
+        return sum(1 for i in range(lo, hi, 2) if a[i] <= t)
 
     def has_conversation(self, mid: int) -> bool:
-        return any(self.convs[i] == mid for i in range(1, len(self.convs), 2))
+        a = self.a
+        lo, hi = self.section(2)
+        return any(a[i] == mid for i in range(lo + 1, hi, 2))
+
+
+_WIDTH = (3, 3, 2, 2)
+_POINTS, _MESSAGES, _CONVERSATIONS, _CLOSES = range(4)
 
 
 class StatsState:
@@ -65,7 +98,7 @@ class StatsState:
 
     def __init__(self) -> None:
         self.max_id = 0
-        self.cases: dict[int, _Case] = {}
+        self.cases: dict[int, array[int]] = {}  # case id -> packed `_Case`
         self.series: dict[int, Series] = {}
         self.staff: dict[int, int] = {}  # staff id -> index ≥ 1
 
@@ -82,10 +115,13 @@ class StatsState:
         self.max_id = ev.id
         t = to_us(ev.at)
         cid = ev.case_id
-        case = self.cases.get(cid)
-        opening = case is None
-        if case is None:
-            case = self.cases[cid] = _Case(t)
+        packed = self.cases.get(cid)
+        opening = packed is None
+        if packed is None:
+            case = _Case.new(t)
+            self.cases[cid] = case.a
+        else:
+            case = _Case(packed)
         details = ev.details
         if ev.staff_id is not None:
             self._point(case, WORK, ev.staff_id, cid, t)
@@ -108,7 +144,8 @@ class StatsState:
             mid = details.get("message_id")
             if mid is not None and case.message(int(mid)) is None:
                 author = details.get("author_staff_id")
-                case.msgs.extend((int(mid), t, NOBODY if author is None else int(author)))
+                at = case.section(_MESSAGES)[1]
+                case.put(_MESSAGES, at, (int(mid), t, NOBODY if author is None else int(author)))
         if ev.conversation:
             self._conversation(case, cid, ev, t)
         case.closed = ev.status == CLOSED
@@ -140,18 +177,28 @@ class StatsState:
             self._series(code).insert(key, t, None, None)
 
     def _point(
-        self, case: _Case, kind: int, staff: int | None, key: int, t: int, aux: int = 0,
-        r: int = 0, w: int = 0, everyone: bool = True,
+        self,
+        case: _Case,
+        kind: int,
+        staff: int | None,
+        key: int,
+        t: int,
+        aux: int = 0,
+        r: int = 0,
+        w: int = 0,
+        everyone: bool = True,
     ) -> None:
         for code in self._codes(kind, staff, everyone):
             self._track(case, code, aux, key, t, r, w)
 
-    def _track(self, case: _Case, code: int, aux: int, key: int, t: int, r: int = 0, w: int = 0) -> bool:
+    def _track(
+        self, case: _Case, code: int, aux: int, key: int, t: int, r: int = 0, w: int = 0
+    ) -> bool:
         """Insert (key, t) into series `code` between the case's neighbouring points; False if
         the case has a point at t there already."""
-        pts = case.pts
+        pts = case.a
         prev = nxt = None
-        i, n = 0, len(pts)
+        i, n = case.section(_POINTS)
         while i < n:
             c, a, tt = pts[i], pts[i + 1], pts[i + 2]
             if c < code or (c == code and a < aux):
@@ -166,12 +213,12 @@ class StatsState:
                 break
             prev = tt
             i += 3
-        pts[i:i] = array("q", (code, aux, t))
+        case.put(_POINTS, i, (code, aux, t))
         self._series(code).insert(key, t, prev, nxt, r, w)
         return True
 
     def _close(self, case: _Case, cid: int, t: int, assignee: int | None) -> None:
-        case.closes.extend((t, NOBODY if assignee is None else assignee))
+        case.put(_CLOSES, case.section(_CLOSES)[1], (t, NOBODY if assignee is None else assignee))
         r = case.conversations_by(t)
         if r:  # closed with a conversation behind it (R25 `closed`)
             self._point(case, CLOSE, assignee, cid, t, r=r, w=t - case.first)
@@ -192,14 +239,14 @@ class StatsState:
             return
         # A new conversation message: every close at or after it gains a reply, and a close
         # that had none before now counts as closed (an R13/R14 case's recording comes after).
-        convs = case.convs
-        i = 0
-        while i < len(convs) and convs[i] <= message_time:
+        a = case.a
+        i, end = case.section(_CONVERSATIONS)
+        while i < end and a[i] <= message_time:
             i += 2
-        convs[i:i] = array("q", (message_time, mid))
-        closes = case.closes
-        for j in range(0, len(closes), 2):
-            tc, who = closes[j], closes[j + 1]
+        case.put(_CONVERSATIONS, i, (message_time, mid))
+        lo, hi = case.section(_CLOSES)
+        closes = [(a[j], a[j + 1]) for j in range(lo, hi, 2)]  # `_track` below moves them
+        for tc, who in closes:
             if tc < message_time:
                 continue
             r = case.conversations_by(tc)
@@ -236,7 +283,9 @@ class StatsState:
         }[report]
         return render(f)
 
-    def _figures(self, index: int, s: int, e: int, sla_us: int, median: bool, breaches: bool) -> Figures:
+    def _figures(
+        self, index: int, s: int, e: int, sla_us: int, median: bool, breaches: bool
+    ) -> Figures:
         def first(kind: int) -> int:
             series = self.series.get(kind + KINDS * index)
             return 0 if series is None else series.first(s, e)
@@ -267,24 +316,15 @@ class StatsState:
 
     def to_bytes(self) -> bytes:
         """Everything, with the highest applied id, as bytes for `from_bytes`."""
-        ids = array("q", self.cases)
-        cases = list(self.cases.values())
-        columns: dict[str, Any] = {
-            "ids": ids,
-            "first": array("q", (c.first for c in cases)),
-            "closed": array("q", (c.closed for c in cases)),
-        }
-        for name in _Case.ARRAYS:
-            parts = [getattr(c, name) for c in cases]
-            joined = array("q")
-            joined.frombytes(b"".join(part.tobytes() for part in parts))
-            columns[name] = (array("q", map(len, parts)), joined)
+        packed = list(self.cases.values())
+        joined = array("q")
+        joined.frombytes(b"".join(a.tobytes() for a in packed))
         return snapshot.encode(
             {
                 "version": SNAPSHOT_VERSION,
                 "max_id": self.max_id,
                 "staff": self.staff,
-                "cases": columns,
+                "cases": [array("q", self.cases), array("q", map(len, packed)), joined],
                 "series": {code: s.dump() for code, s in self.series.items()},
             }
         )
@@ -294,21 +334,17 @@ class StatsState:
         """The state `to_bytes` wrote."""
         plain = snapshot.decode(data)
         if plain.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"statistics snapshot version {plain.get('version')!r} is not {SNAPSHOT_VERSION}")
+            raise ValueError(
+                f"statistics snapshot version {plain.get('version')!r} is not {SNAPSHOT_VERSION}"
+            )
         state = cls()
         state.max_id = plain["max_id"]
         state.staff = plain["staff"]
-        columns = plain["cases"]
-        cases = [_Case(first) for first in columns["first"]]
-        for case, closed in zip(cases, columns["closed"], strict=True):
-            case.closed = bool(closed)
-        for name in _Case.ARRAYS:
-            lengths, values = columns[name]
-            pos = 0
-            for case, n in zip(cases, lengths, strict=True):
-                setattr(case, name, values[pos : pos + n])
-                pos += n
-        state.cases = dict(zip(columns["ids"], cases, strict=True))
+        ids, lengths, joined = plain["cases"]
+        pos = 0
+        for case_id, n in zip(ids, lengths, strict=True):
+            state.cases[case_id] = joined[pos : pos + n]
+            pos += n
         for code, dumped in plain["series"].items():
             s = CloseSeries() if code % KINDS == CLOSE else Series()
             s.load(dumped)

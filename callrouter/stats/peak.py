@@ -47,7 +47,9 @@ def hour_slots(lo: int, hi: int, tz: ZoneInfo) -> list[tuple[int, int, int]]:
     return out
 
 
-def peak_counts(series: list[Series], start: int, end: int, tz: ZoneInfo) -> list[tuple[list[int], list[int]]]:
+def peak_counts(
+    series: list[Series], start: int, end: int, tz: ZoneInfo
+) -> list[tuple[list[int], list[int]]]:
     """For each series: (24 by-hour sums, 7 by-weekday sums) over [start, end)."""
     out = [([0] * 24, [0] * 7) for _ in series]
     if start >= end:
@@ -95,7 +97,12 @@ def _flush(series: list[Series], run: list[int], out: list[tuple[list[int], list
 
 
 def _irregular_day(
-    series: list[Series], day: date, lo: int, hi: int, tz: ZoneInfo, out: list[tuple[list[int], list[int]]]
+    series: list[Series],
+    day: date,
+    lo: int,
+    hi: int,
+    tz: ZoneInfo,
+    out: list[tuple[list[int], list[int]]],
 ) -> None:
     slots = hour_slots(lo, hi, tz)
     for s, (by_hour, by_weekday) in zip(series, out, strict=True):

@@ -38,27 +38,28 @@ class Grid:
     """Per-hour counters on hour buckets that start `phase` µs past the UTC hour, for R26.
 
     A local hour slot is one bucket, a local day 24 buckets from local midnight; a point is
-    first in its slot when its link is longer than its position in the slot: `within[j]`
-    counts, per bucket, the links of at most j buckets ending there."""
+    first in its slot unless its link (from the previous point of its key) lies inside the
+    slot: `same` counts links within one bucket, `lags[j]` the links of exactly j buckets, by
+    the bucket where they end."""
 
-    __slots__ = ("phase", "points", "same", "within")
+    __slots__ = ("lags", "phase", "points", "same")
 
     def __init__(self, phase: int) -> None:
         self.phase = phase
         self.points = Counts()
-        self.same = Counts()  # links inside one bucket
-        self.within = [Counts() for _ in range(GRID_LAG)]  # [0] unused
+        self.same = Counts()
+        self.lags = [Counts() for _ in range(GRID_LAG)]  # [0] unused
 
     def dump(self) -> list[Any]:
         """Plain data for the snapshot."""
-        return [self.phase, self.points.dump(), self.same.dump(), [c.dump() for c in self.within]]
+        return [self.phase, self.points.dump(), self.same.dump(), [c.dump() for c in self.lags]]
 
     @classmethod
     def load(cls, plain: list[Any]) -> Grid:
         """The grid `dump` gave."""
         grid = cls(plain[0])
         grid.points, grid.same = Counts.load(plain[1]), Counts.load(plain[2])
-        grid.within = [Counts.load(c) for c in plain[3]]
+        grid.lags = [Counts.load(c) for c in plain[3]]
         return grid
 
     def bucket(self, t: int) -> int:
@@ -75,9 +76,8 @@ class Grid:
         lag = bb - ba
         if lag == 0:
             self.same.add(bb, sign)
-        else:
-            for j in range(lag, GRID_LAG):
-                self.within[j].add(bb, sign)
+        elif lag < GRID_LAG:
+            self.lags[lag].add(bb, sign)
 
     def slot_firsts(self, lo: int, hi: int, step: int) -> int:
         """Points first in their one-bucket slot, over buckets lo, lo+step, … below hi."""
@@ -86,10 +86,10 @@ class Grid:
     def day_firsts(self, day0: int, hi: int, step: int) -> int:
         """Points first in their 24-bucket day, over the days starting at day0, day0+step, …"""
         total = 0
-        for j in range(24):
+        for j in range(24):  # the hour of the day
             total += self.slot_firsts(day0 + j, hi, step)
-            if j:
-                total -= self.within[j].stride_total(day0 + j, hi, step)
+            for lag in range(1, j + 1):  # links from earlier hours of the same day
+                total -= self.lags[lag].stride_total(day0 + j, hi, step)
         return total
 
 
@@ -105,7 +105,7 @@ class Series:
         self.raw: dict[int, array[int]] = {}  # hour -> point records (T, PREV, NEXT, KEY…) by T
         self.points = Counts()
         self.links = Counts()  # by the hour of their start
-        self.straddle = Tree(levels=5, stride=self.stride - 3)  # cross-hour links: end times
+        self.straddle = Tree(levels=4, stride=self.stride - 3)  # cross-hour links: end times
         self.grids: dict[int, Grid] | None = {0: Grid(0)} if peak else None
 
     def dump(self) -> dict[str, Any]:
@@ -128,12 +128,16 @@ class Series:
 
     # -- changes ---------------------------------------------------------------------------
 
-    def insert(self, key: int, t: int, prev: int | None, nxt: int | None, r: int = 0, w: int = 0) -> None:
+    def insert(
+        self, key: int, t: int, prev: int | None, nxt: int | None, r: int = 0, w: int = 0
+    ) -> None:
         """Add the point (key, t) between its key's points at `prev` and `nxt` (None: none)."""
         if prev is not None and nxt is not None:
             pr, pw = self._weights(key, prev)
             self._link(-1, key, prev, nxt, pr, pw)
-        self._raw_put(key, t, NO_PREV if prev is None else prev, NO_NEXT if nxt is None else nxt, r, w)
+        self._raw_put(
+            key, t, NO_PREV if prev is None else prev, NO_NEXT if nxt is None else nxt, r, w
+        )
         self._point(+1, t, r, w)
         if prev is not None:
             pr, pw = self._raw_set(key, prev, NEXT, t)
@@ -323,7 +327,9 @@ class Selection:
         """The k-th smallest (0-based) chosen non-zero w."""
         self.plus.sort()
         self.minus.sort()
-        candidates = [values for values, _ in self.plus_nodes if values] + ([self.plus] if self.plus else [])
+        candidates = [values for values, _ in self.plus_nodes if values] + (
+            [self.plus] if self.plus else []
+        )
         lo = min(values[0] for values in candidates)
         hi = max(values[-1] for values in candidates)
         while lo < hi:  # the smallest v with more than k chosen values ≤ v

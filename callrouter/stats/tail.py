@@ -22,9 +22,12 @@ class Tail:
     gap_since: float | None = None  # when the current gap was first seen
 
     def take(self, rows: Iterable[HistoryEvent], now: float) -> list[HistoryEvent]:
-        """The rows (ids ascending, all > next_id - 1) that can be applied now, in order."""
+        """The rows (ids ascending) that can be applied now, in order; rows below `next_id`
+        (applied already, or a passed gap committing after all) are never applied again."""
         ready: list[HistoryEvent] = []
         for row in rows:
+            if row.id < self.next_id:
+                continue
             if row.id > self.next_id:
                 if self.gap_since is None:
                     self.gap_since = now

@@ -153,7 +153,8 @@ async def finalize_call(session: AsyncSession, facts: CallFacts) -> Finalized | 
     """Decide and write the cases of a finished call; None if it was finalized before."""
     await lock_caller(session, facts.phone)
     call = await lock_call(session, facts.call_session_id)
-    if call.finalized:
+    if call.finalized:  # decided before: its late notifications are handled by that decision
+        await mark_done(session, [], facts.call_session_id)
         return None
     staff_of, actions, drafts, dial = await _inputs(session, facts)
     user = await directory.find_user_by_phone(session, facts.phone) if facts.phone else None
@@ -307,10 +308,19 @@ async def store_recording(session: AsyncSession, n: Notification) -> list[int]:
     return changed
 
 
-async def mark_done(session: AsyncSession, inbox_ids: list[int]) -> None:
+async def mark_done(
+    session: AsyncSession, inbox_ids: list[int], call_session_id: int | None = None
+) -> None:
+    """Mark notifications handled: these ids, and every one of the call when it is given."""
     if inbox_ids:
         await session.execute(
             update(InboxEntry).where(InboxEntry.id.in_(inbox_ids)).values(done=True)
+        )
+    if call_session_id is not None:
+        await session.execute(
+            update(InboxEntry)
+            .where(InboxEntry.call_session_id == call_session_id)
+            .values(done=True)
         )
 
 

@@ -25,6 +25,7 @@
     calls: new Map(), // String(call id) -> live call the staff member rings for / talks in
     callCase: new Map(), // String(call id) -> id of the case created from it here
     dismissed: new Set(),
+    cornerShown: new Set(), // keys of the corner's cards on screen
     dial: null, // the call from a case: {caseId, callId, externalId, phase, error, el, ...}
     view: null, // the current view's state
     users: new Map(), // user id -> user (names for popups)
@@ -450,7 +451,19 @@
     for (const call of S.calls.values()) {
       if (!S.dismissed.has(call.id)) items.push(popup(call));
     }
+    // Slide in only what is new: a popup redrawn for a new state stays put.
+    const shown = new Set();
+    for (const el of items) {
+      const key = el.dataset.key;
+      shown.add(key);
+      if (!S.cornerShown.has(key)) el.classList.add('enter');
+    }
+    S.cornerShown = shown;
     corner.replaceChildren(...items);
+    // The page makes room for the corner instead of hiding under it.
+    document.body.classList.toggle('corner-open', items.length > 0);
+    const ringing = [...S.calls.values()].some((c) => c.state === 'ringing');
+    document.title = ringing ? '☎ Incoming call · Calls console' : 'Calls · Staff console';
   }
 
   function popup(call) {
@@ -486,7 +499,7 @@
     }
     return h('section', {
       class: `popup ${talking ? 'talking' : 'ringing'}`, 'data-testid': 'call-popup',
-      dataset: {callId: call.id, state: call.state}, role: 'dialog', 'aria-label': title,
+      dataset: {callId: call.id, state: call.state, key: `call-${call.id}`}, role: 'dialog', 'aria-label': title,
     },
     h('header', {class: 'popup-head'},
       h('span', {class: 'popup-icon'}, phoneIcon()),
@@ -505,7 +518,8 @@
     const v = S.view;
     if (v && v.name === 'case' && v.id === d.caseId) return null;
     const state = d.phase === 'connected' ? 'In call' : 'Dialing…';
-    return h('section', {class: 'popup notice', 'data-testid': 'dial-notice', id: 'dial-notice', role: 'status'},
+    return h('section', {class: 'popup notice', 'data-testid': 'dial-notice', id: 'dial-notice', role: 'status',
+      dataset: {key: `dial-${d.caseId}`}},
       h('header', {class: 'popup-head'},
         h('span', {class: 'popup-icon'}, phoneIcon()),
         h('span', {class: 'popup-title'}, `${state} · case #${d.caseId}`)),
@@ -617,6 +631,7 @@
   }
 
   function pager(v, total) {
+    if (!total) return null;
     if (total <= PAGE) return h('p', {class: 'muted small total'}, `${total} case${total === 1 ? '' : 's'}`);
     const base = v.status ? `#/cases?status=${v.status}&` : '#/cases?';
     return h('div', {class: 'pager'},
@@ -734,7 +749,8 @@
 
   function renderProfileCall(v) {
     const call = profileCall(v);
-    const key = call ? `${call.id}:${S.callCase.get(call.id) ?? ''}` : '';
+    const hasCases = !!(v.cases && v.cases.length);
+    const key = call ? `${call.id}:${S.callCase.get(call.id) ?? ''}:${hasCases}` : '';
     if (v.callKey === key) return;
     v.callKey = key;
     if (!call) {
@@ -748,7 +764,7 @@
           ? h('a', {class: 'btn btn-small', href: `#/case/${caseId}`}, `Open case #${caseId}`)
           : [h('a', {class: 'btn btn-small btn-primary', id: 'profile-create-case', 'data-testid': 'profile-create-case',
             href: `#/new-case/${call.id}`}, 'Create a case from this call'),
-          h('span', {class: 'muted small'}, 'or attach the call to one of the cases below')]));
+          hasCases ? h('span', {class: 'muted small'}, 'or attach the call to one of the cases below') : null]));
     }
     if (v.cases) renderProfileCases(v);
   }
@@ -807,6 +823,7 @@
       const data = await api('GET', `/api/v1/cases?user_id=${v.id}&channel=calls&limit=100`);
       if (S.view !== v) return;
       v.cases = data.items;
+      renderProfileCall(v);
       renderProfileCases(v);
     } catch (err) {
       if (S.view === v) v.casesBody.replaceChildren(errorBox(err));
@@ -889,18 +906,24 @@
   }
 
   function renderFormCaller(v) {
-    const call = S.calls.get(v.callId);
+    const live = S.calls.get(v.callId);
+    if (live) v.lastCall = {...live};
+    const call = live || v.lastCall;
     const parts = [h('span', {class: 'callbar-icon'}, phoneIcon())];
+    if (!live) parts.push(h('span', {class: 'badge status-closed'}, v.ended ? 'Call ended' : 'Not live here'));
     if (!call) {
-      parts.push(h('span', null, `Call ${v.callId}`), v.ended ? null : h('span', {class: 'muted'}, ' · not live in this console'));
+      parts.push(h('span', null, `Call ${v.callId}`));
     } else if (call.userId != null) {
       const u = S.users.get(call.userId);
       if (!u) getUser(call.userId).then(() => { if (S.view === v) renderFormCaller(v); }).catch(() => {});
       parts.push(h('span', null, 'User: ', h('strong', null, u ? userName(u) : `#${call.userId}`), ` · ${fmtPhone(call.phone)} `),
         h('a', {href: `#/user/${call.userId}?call=${v.callId}`, id: 'case-form-profile'}, 'Go to the user’s profile'));
     } else {
-      parts.push(h('span', null, h('strong', null, 'Unknown caller'), ` ${fmtPhone(call.phone)} · a new user with this number is created with the case. `),
-        h('a', {href: `#/users?link=${v.callId}`}, 'Find a user to link instead'));
+      parts.push(h('span', null, h('strong', null, 'Unknown caller'), ` ${fmtPhone(call.phone)}`));
+      if (live) {
+        parts.push(h('span', null, ' · a new user with this number is created with the case. '),
+          h('a', {href: `#/users?link=${v.callId}`}, 'Find a user to link instead'));
+      }
     }
     v.caller.replaceChildren(...parts);
   }
@@ -932,6 +955,7 @@
   /** The call ended before "Create": the case is made from the draft by the service (R10, R12). */
   async function formCallEnded(v, caseIds) {
     v.ended = true;
+    renderFormCaller(v);
     v.create.disabled = true;
     const box = h('div', {class: 'alert alert-info', 'data-testid': 'form-call-ended'},
       h('strong', null, 'The call has ended.'), ' A case is created from what you typed; ');
@@ -1024,7 +1048,8 @@
           c.user_id == null ? h('span', {class: 'muted'}, 'None')
             : h('a', {href: `#/user/${c.user_id}`, id: 'case-user', 'data-testid': 'case-user'},
               user ? userName(user) : `User #${c.user_id}`,
-              user && user.phones && user.phones.length ? h('span', {class: 'muted'}, ` · ${fmtPhone(user.phones[0])}`) : null)),
+              user && user.full_name && user.phones && user.phones.length
+                ? h('span', {class: 'muted'}, ` · ${fmtPhone(user.phones[0])}`) : null)),
         h('div', {class: 'meta-item'}, h('span', {class: 'meta-label'}, 'Created'), h('span', null, fmtTime(c.created_at))),
         h('div', {class: 'meta-item'}, h('span', {class: 'meta-label'}, 'Updated'), h('span', null, fmtTime(c.updated_at))))));
   }
@@ -1153,7 +1178,11 @@
     const callId = attachCandidate(v);
     if (callId === (v.attach && v.attach.callId)) return;
     if (!callId) {
-      if (!v.attach || !v.attach.done) { v.attachSlot.replaceChildren(); v.attach = null; }
+      // "Recorded in this case" stays while the call lasts.
+      if (!v.attach || !v.attach.done || !S.calls.has(String(v.attach.callId))) {
+        v.attachSlot.replaceChildren();
+        v.attach = null;
+      }
       return;
     }
     const open = String(v.attachCallId) === String(callId);

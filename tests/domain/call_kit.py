@@ -5,12 +5,12 @@ and a tiny in-process "cluster" of `ShardHost`s that routes forwards like the Ra
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from callrouter.actors.host import Envelope, Finalize, Inbound, Job, ShardHost, entity_key, shard_of
 from callrouter.domain.call import CallFacts, CallState, Finished, LiveEffect
-from callrouter.domain.notifications import Notification
+from callrouter.domain.notifications import Kind, Notification
 from callrouter.domain.uis import parse_body, parse_notification
 from callrouter.testing import uis_bodies as ub
 
@@ -113,3 +113,14 @@ class Cluster:
             now = start + i * step
             self.deliver([Inbound(inbox_id, now, n)], now)
             self.tick(now)
+
+
+def call_start(events: list[ub.Event]) -> datetime:
+    """When the caller started waiting: the first notification, or earlier by the call end's
+    total duration (a voice menu or queue before any leg: R31 counts that wait)."""
+    notes = parse(events)
+    first = min(n.time for n in notes)
+    ends = [n for n in notes if n.kind is Kind.CALL_END and n.total_seconds]
+    if not ends:
+        return first
+    return min(first, ends[0].time - timedelta(seconds=ends[0].total_seconds or 0))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from call_kit import MSK, facts_of, feed, finish, parse, steps, times
+from call_kit import MSK, call_start, facts_of, feed, finish, parse, steps, times
 
 from callrouter.domain.call import (
     SETTLE_SECONDS,
@@ -68,7 +68,7 @@ def test_r11_incoming_answered_typical_order() -> None:
         direction="in",
         phone=PHONE,
         external_id=None,
-        started_at=leg_start,
+        started_at=call_start(events),
         ended_at=call_end,
         offered=(E1,),
         conversations=(Conversation(E1, answer, leg_end, 95),),
@@ -96,7 +96,7 @@ def test_r15_incoming_missed_typical_order() -> None:
     assert done.facts.offered == (E1, E2)
     assert done.facts.conversations == ()
     assert done.facts.direction == "in"
-    assert done.facts.started_at == times(events, "leg_start")[0]
+    assert done.facts.started_at == call_start(events)
     assert done.facts.ended_at == times(events, "call_end")[0]
     assert (done.facts.talk_seconds, done.facts.timed_out) == (0, False)
     assert done.employee_ids == (E1, E2)
@@ -110,7 +110,8 @@ def test_r15_voice_menu_hangup_is_a_call_end_only() -> None:
     done = finish(state)
     (call_end,) = times(events, "call_end")
     assert done.facts.offered == () and done.facts.conversations == ()
-    assert done.facts.started_at == done.facts.ended_at == call_end
+    assert done.facts.ended_at == call_end
+    assert done.facts.started_at == call_start(events)  # the voice menu counts as waiting
     assert done.facts.phone == PHONE
     assert done.employee_ids == ()
 
@@ -157,7 +158,7 @@ def test_r14_outgoing_from_softphone(answered: bool) -> None:
         direction="out",
         phone=PHONE,
         external_id=None,
-        started_at=times(events, "outgoing_call")[0],
+        started_at=call_start(events),
         ended_at=times(events, "call_end")[0],
         offered=(),
         conversations=(),
@@ -176,14 +177,16 @@ def test_r18_r19_r20_outgoing_from_a_case(answered: bool) -> None:
     events = ub.outgoing_from_case(CALL, START, PHONE, E1, "dial-7", answered)
     state = CallState(CALL)
     per = steps(state, parse(events))
-    assert per[:2] == [[Offered(E1, CALL, "out", PHONE)], [Answered(E1, CALL, PHONE, "out")]]
-    assert all(effects == [] for effects in per[2:])
+    # Dialing until the user picks up (R18); only then connected (R19); never connected
+    # for an attempt (R20), where the dialing ends with the call.
+    after = [[Answered(E1, CALL, PHONE, "out")]] if answered else [[OfferEnded(E1, CALL)]]
+    assert [e for e in per if e] == [[Offered(E1, CALL, "out", PHONE)], *after]
     facts = finish(state).facts
     assert facts.direction == "out" and facts.external_id == "dial-7"
     assert facts.staff_employee_id == E1
     assert facts.user_answered is answered
     assert facts.talk_seconds == _talk(events)
-    assert facts.started_at == times(events, "leg_start")[0]
+    assert facts.started_at == call_start(events)
     assert facts.offered == () and facts.conversations == ()
 
 

@@ -79,86 +79,81 @@ def test_r13_transfer_each_staff_gets_own_case(desk: Desk) -> None:
     assert by_assignee[first.id]["user_id"] == by_assignee[second.id]["user_id"]
 
 
-@pytest.mark.parametrize("answered", [True, False], ids=["answered", "unanswered"])
-def test_r14_outgoing_softphone_staff_did_nothing(desk: Desk, answered: bool) -> None:
+def test_r14_outgoing_softphone_staff_did_nothing(desk: Desk) -> None:
     """R14: an outgoing softphone call staff did nothing with → a closed case assigned to the
     caller, with the recording (answered) or the attempt (not answered)."""
     anna = desk.staff()
-    phone, call_id = desk.new_phone(), desk.new_call_id()
-    events = uis.outgoing_softphone(call_id, desk.when(), phone, anna.employee_id, answered)
-    desk.post_call(events)
+    calls = {}
+    for answered in (True, False):
+        phone, call_id = desk.new_phone(), desk.new_call_id()
+        events = uis.outgoing_softphone(call_id, desk.when(), phone, anna.employee_id, answered)
+        desk.post_call(events)
+        calls[answered] = (phone, events)
 
-    [case] = desk.wait_for_cases(phone, 1)
-    # The guide names no subject for outgoing calls; this one is the product's decision.
-    assert case["subject"] == f"Исходящий звонок на {phone}"
-    assert case["status"] == "closed"
-    assert case["assignee_id"] == anna.id
-    assert case["call_icon"] == "normal"
-    message = desk.only_call_message(case)
-    assert message["author_staff_id"] == anna.id
-    assert message["body"] == ""
-    assert message["call"]["direction"] == "out"
-    if answered:
-        call_end = next(d for _, d in events if d["notification_name"] == "Завершение звонка")
-        assert message["call"]["outcome"] == "answered"
-        assert message["call"]["talk_seconds"] == call_end["call_info"]["talk_time_duration"]
-        assert message["call"]["recording_urls"] == desk.recording_links(events)
-    else:
-        assert message["call"]["outcome"] == "attempt"
+    for answered, (phone, events) in calls.items():
+        [case] = desk.wait_for_cases(phone, 1)
+        # The guide names no subject for outgoing calls; this one is the product's decision.
+        assert case["subject"] == f"Исходящий звонок на {phone}"
+        assert case["status"] == "closed"
+        assert case["closed_at"] is not None
+        assert case["assignee_id"] == anna.id
+        assert case["call_icon"] == "normal"
+        message = desk.only_call_message(case)
+        assert message["author_staff_id"] == anna.id
+        assert message["body"] == ""
+        assert message["call"]["direction"] == "out"
+        if answered:
+            end = next(d for _, d in events if d["notification_name"] == "Завершение звонка")
+            assert message["call"]["outcome"] == "answered"
+            assert message["call"]["talk_seconds"] == end["call_info"]["talk_time_duration"]
+            assert message["call"]["recording_urls"] == desk.recording_links(events)
+        else:
+            assert message["call"]["outcome"] == "attempt"
+            assert message["call"]["talk_seconds"] == 0
+            assert message["call"]["recording_urls"] == []
+
+
+@both_databases
+def test_r15_r2_missed_calls(desk: Desk) -> None:
+    """R15: a missed call after ringing E1 then E2 → `Пропущенный звонок с N`, open, missed
+    icon, assigned to E2's staff member, one missed-call message; a hang-up in the voice menu
+    (nobody rung) → the same with no assignee. R2: a call offered only to an operator not
+    mapped to staff creates nothing, not even a user."""
+    first, second = desk.staff("Иван Петров"), desk.staff("Мария Кузнецова")
+    unmapped = desk.map_operator(None)
+    rung_phone, rung_call = desk.new_phone(), desk.new_call_id()
+    menu_phone, menu_call = desk.new_phone(), desk.new_call_id()
+    ignored_phone, ignored_call = desk.new_phone(), desk.new_call_id()
+    desk.post_call(
+        uis.incoming_missed(
+            rung_call, desk.when(), rung_phone, [first.employee_id, second.employee_id]
+        )
+    )
+    desk.post_call(uis.voice_menu_hangup(menu_call, desk.when(), menu_phone))
+    desk.post_call(uis.incoming_missed(ignored_call, desk.when(), ignored_phone, [unmapped]))
+
+    for phone, call_id, assignee in (
+        (rung_phone, rung_call, second.id),
+        (menu_phone, menu_call, None),
+    ):
+        [case] = desk.wait_for_cases(phone, 1)
+        assert case["subject"] == f"Пропущенный звонок с {phone}"
+        assert case["status"] == "open"
+        assert case["call_icon"] == "missed"
+        assert case["assignee_id"] == assignee
+        message = desk.only_call_message(case)
+        assert message["author_staff_id"] is None
+        assert message["body"] == ""
+        assert message["call"]["call_session_id"] == call_id
+        assert message["call"]["direction"] == "in"
+        assert message["call"]["outcome"] == "missed"
         assert message["call"]["talk_seconds"] == 0
         assert message["call"]["recording_urls"] == []
 
-
-@both_databases
-def test_r15_missed_after_ringing_two_operators(desk: Desk) -> None:
-    """R15: missed after ringing E1 then E2 → `Пропущенный звонок с N`, open, missed icon,
-    assigned to E2's staff member, one missed-call message."""
-    first, second = desk.staff("Иван Петров"), desk.staff("Мария Кузнецова")
-    phone, call_id = desk.new_phone(), desk.new_call_id()
-    desk.post_call(
-        uis.incoming_missed(call_id, desk.when(), phone, [first.employee_id, second.employee_id])
-    )
-
-    [case] = desk.wait_for_cases(phone, 1)
-    assert case["subject"] == f"Пропущенный звонок с {phone}"
-    assert case["status"] == "open"
-    assert case["call_icon"] == "missed"
-    assert case["assignee_id"] == second.id
-    message = desk.only_call_message(case)
-    assert message["author_staff_id"] is None
-    assert message["call"]["call_session_id"] == call_id
-    assert message["call"]["direction"] == "in"
-    assert message["call"]["outcome"] == "missed"
-    assert message["call"]["recording_urls"] == []
-
-
-@both_databases
-def test_r15_voice_menu_hangup_has_no_assignee(desk: Desk) -> None:
-    """R15: the caller hung up in the voice menu (no operator rung) → a missed case with no
-    assignee."""
-    phone, call_id = desk.new_phone(), desk.new_call_id()
-    desk.post_call(uis.voice_menu_hangup(call_id, desk.when(), phone))
-
-    [case] = desk.wait_for_cases(phone, 1)
-    assert case["subject"] == f"Пропущенный звонок с {phone}"
-    assert case["status"] == "open"
-    assert case["call_icon"] == "missed"
-    assert case["assignee_id"] is None
-    assert desk.only_call_message(case)["call"]["outcome"] == "missed"
-
-
-@both_databases
-def test_r2_r15_offered_only_to_unmapped_operator_creates_nothing(desk: Desk) -> None:
-    """R2, R15: a call offered only to an operator not mapped to staff creates no case (and
-    no user)."""
-    unmapped = desk.map_operator(None)
-    phone, call_id = desk.new_phone(), desk.new_call_id()
-    desk.post_call(uis.incoming_missed(call_id, desk.when(), phone, [unmapped]))
-
-    call = desk.wait_finalized(call_id)
+    call = desk.wait_finalized(ignored_call)
     assert call["case_ids"] == []
     assert call["outcome"] == "ignored"
-    assert desk.user_by_phone(phone) is None
+    assert desk.user_by_phone(ignored_phone) is None
 
 
 @both_databases

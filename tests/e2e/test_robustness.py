@@ -65,38 +65,42 @@ def test_r32_duplicate_bodies_change_nothing(desk: Desk) -> None:
     assert desk.case(case["id"]) == case
 
 
-@pytest.mark.parametrize("kind", ["answered", "transfer"])
-def test_r32_out_of_order_gives_the_same_cases(desk: Desk, kind: str) -> None:
-    """R32: the notifications of a call posted out of order (the call end first, the pick-up
-    after it) give the same cases as the same call in order."""
+def test_r32_out_of_order_gives_the_same_cases(desk: Desk) -> None:
+    """R32: the notifications of a call posted out of order (the call end first, the pick-ups
+    after it) give the same cases as the same call in order; for an answered call and for a
+    transfer."""
     first, second = desk.staff(), desk.staff("Иван Петров")
-    calls = []
-    for _ in range(2):
-        phone, call_id = desk.new_phone(), desk.new_call_id()
-        # The same random stream for both calls: the same times, talk and ring durations.
-        rng = random.Random(42)
-        if kind == "answered":
-            events = uis.incoming_answered(
-                call_id, desk.when(), phone, first.employee_id, talk_seconds=77, rng=rng
-            )
-        else:
-            events = uis.transfer(
-                call_id, desk.when(), phone, first.employee_id, second.employee_id, rng=rng
-            )
-        calls.append((phone, events))
-    (in_order_phone, in_order), (shuffled_phone, shuffled) = calls
-    desk.post_call(in_order)
-    # Call end first, then everything else shuffled (pick-ups after the end).
-    call_end = [e for e in shuffled if e[1]["notification_name"] == "Завершение звонка"]
-    others = [e for e in shuffled if e not in call_end]
-    random.Random(7).shuffle(others)
-    desk.post_call(call_end + others)
+    pairs = []
+    for kind in ("answered", "transfer"):
+        calls = []
+        for _ in range(2):
+            phone, call_id = desk.new_phone(), desk.new_call_id()
+            # The same random stream for both calls: the same times, talk and ring durations.
+            rng = random.Random(42)
+            if kind == "answered":
+                events = uis.incoming_answered(
+                    call_id, desk.when(), phone, first.employee_id, talk_seconds=77, rng=rng
+                )
+            else:
+                events = uis.transfer(
+                    call_id, desk.when(), phone, first.employee_id, second.employee_id, rng=rng
+                )
+            calls.append((phone, events))
+        (in_order_phone, in_order), (shuffled_phone, shuffled) = calls
+        desk.post_call(in_order)
+        # Call end first, then everything else shuffled (pick-ups after the end).
+        call_end = [e for e in shuffled if e[1]["notification_name"] == "Завершение звонка"]
+        others = [e for e in shuffled if e not in call_end]
+        random.Random(7).shuffle(others)
+        desk.post_call(call_end + others)
+        pairs.append((kind, in_order_phone, shuffled_phone))
 
-    expected = desk.wait_for_cases(in_order_phone, 2 if kind == "transfer" else 1)
-    got = desk.wait_for_cases(shuffled_phone, len(expected))
-    want = sorted((_shape(c, in_order_phone) for c in expected), key=str)
-    assert sorted((_shape(c, shuffled_phone) for c in got), key=str) == want
-    assert all(m["recordings"] == 1 for c in want for m in c["messages"])
+    for kind, in_order_phone, shuffled_phone in pairs:
+        expected = desk.wait_for_cases(in_order_phone, 2 if kind == "transfer" else 1)
+        got = desk.wait_for_cases(shuffled_phone, len(expected))
+        want = sorted((_shape(c, in_order_phone) for c in expected), key=str)
+        assert sorted((_shape(c, shuffled_phone) for c in got), key=str) == want, kind
+        assert all(m["recordings"] == 1 for c in want for m in c["messages"]), kind
 
 
 def test_r32_silent_call_closed_by_the_sweeper(desk: Desk) -> None:
