@@ -11,6 +11,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
+BLOCK = 64  # hours per block of `Counts` sums
 BRANCH_BITS = 3  # an 8-ary tree: nodes of 1, 8, 64, 512, 4096 … hours
 
 
@@ -20,32 +21,21 @@ def zeros(n: int) -> array[int]:
 
 
 class Counts:
-    """An integer per hour bucket, over a range that grows (both ways) as buckets are touched."""
+    """An integer per hour bucket, over a range that grows (both ways) as buckets are touched,
+    with per-block sums so a year-long total is a few short slices."""
 
-    __slots__ = ("base", "values")
+    __slots__ = ("base", "blocks", "values")
 
     def __init__(self, base: int = 0, values: array[int] | None = None) -> None:
-        self.base = base
+        self.base = base - base % BLOCK  # blocks line up with the values
         self.values = values if values is not None else array("q")
+        if base != self.base:
+            self.values = zeros(base - self.base) + self.values
+        self._reblock()
 
-    def add(self, bucket: int, delta: int) -> None:
-        """Add `delta` to `bucket`'s counter."""
-        i = bucket - self.base
-        n = len(self.values)
-        if 0 <= i < n:
-            self.values[i] += delta
-            return
-        if n == 0:
-            self.base, self.values, i = bucket, zeros(1), 0
-        elif i < 0:
-            # Grow by at least the current size so prepending stays amortised O(1).
-            pad = max(-i, n)
-            self.values = zeros(pad) + self.values
-            self.base -= pad
-            i += pad
-        elif i >= n:
-            self.values.extend(zeros(max(i - n + 1, n)))
-        self.values[i] += delta
+    def _reblock(self) -> None:
+        v = self.values
+        self.blocks = array("q", (sum(v[i : i + BLOCK]) for i in range(0, len(v), BLOCK)))
 
     def dump(self) -> list[Any]:
         """Plain data for the snapshot."""
@@ -56,11 +46,41 @@ class Counts:
         """The counters `dump` gave."""
         return cls(plain[0], plain[1])
 
+    def add(self, bucket: int, delta: int) -> None:
+        """Add `delta` to `bucket`'s counter."""
+        i = bucket - self.base
+        if 0 <= i < len(self.values):
+            self.values[i] += delta
+            self.blocks[i // BLOCK] += delta
+            return
+        n = len(self.values)
+        if n == 0:
+            self.base = bucket - bucket % BLOCK
+            self.values = zeros(BLOCK)
+        elif i < 0:
+            # Grow by at least the current size so prepending stays amortised O(1).
+            pad = max(-i, n)
+            pad += -pad % BLOCK
+            self.values = zeros(pad) + self.values
+            self.base -= pad
+        else:
+            grow = max(i - n + 1, n)
+            self.values.extend(zeros(grow + -grow % BLOCK))
+        self._reblock()
+        self.add(bucket, delta)
+
     def total(self, lo: int, hi: int) -> int:
         """The sum over buckets [lo, hi)."""
         a = max(lo - self.base, 0)
         b = min(hi - self.base, len(self.values))
-        return sum(self.values[a:b]) if a < b else 0
+        if b - a <= 2 * BLOCK:
+            return sum(self.values[a:b]) if a < b else 0
+        ba, bb = -(-a // BLOCK), b // BLOCK  # the whole blocks inside
+        return (
+            sum(self.values[a : ba * BLOCK])
+            + sum(self.blocks[ba:bb])
+            + sum(self.values[bb * BLOCK : b])
+        )
 
     def stride_total(self, lo: int, hi: int, step: int) -> int:
         """The sum over buckets lo, lo+step, … below hi."""

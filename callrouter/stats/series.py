@@ -23,6 +23,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from callrouter.stats.buckets import Counts, Node, Tree, count_at_least
@@ -31,6 +32,7 @@ from callrouter.stats.history import HOUR_US
 NO_PREV = -(1 << 62)  # "no previous point": before any period start
 NO_NEXT = 1 << 62  # "no next point": after any period end
 T, PREV, NEXT, KEY, R, W = range(6)  # fields of a point record in a raw hour
+SMALL_NODE = 256  # sorted arrays shorter than this are merged before a median search
 GRID_LAG = 24  # the longest link a local day (of 24 hours) can hold inside it
 
 
@@ -307,6 +309,8 @@ class Selection:
     minus_nodes: list[Node] = field(default_factory=list)
     plus: list[int] = field(default_factory=list)
     minus: list[int] = field(default_factory=list)
+    _pos: list[Any] | None = None  # what `count_le` bisects, once the choice is final
+    _neg: list[Any] = field(default_factory=list)
 
     def add(self, sign: int, r: int, w: int) -> None:
         """Choose (sign +1) or unchoose (-1) one point with weights r, w."""
@@ -319,19 +323,34 @@ class Selection:
 
     def count_le(self, v: int) -> int:
         """How many chosen non-zero w are ≤ v."""
-        c = sum(bisect_right(values, v) for values, _ in self.plus_nodes)
-        c -= sum(bisect_right(values, v) for values, _ in self.minus_nodes)
-        return c + bisect_right(self.plus, v) - bisect_right(self.minus, v)
+        self._prepare()
+        pos: list[Any] = self._pos or []
+        return int(sum(map(bisect_right, pos, repeat(v)))) - int(sum(map(bisect_right, self._neg, repeat(v))))
+
+    def _prepare(self) -> None:
+        # Many nodes of a cover are small (edge hours): one sorted list of all of those makes
+        # each count a bisect over a handful of arrays, at C speed through `map`.
+        if self._pos is not None:
+            return
+        self._pos, self._neg = [], []
+        for arrays, small, out in (
+            ([v for v, _ in self.plus_nodes], list(self.plus), self._pos),
+            ([v for v, _ in self.minus_nodes], list(self.minus), self._neg),
+        ):
+            for values in arrays:
+                if len(values) >= SMALL_NODE:
+                    out.append(values)
+                else:
+                    small.extend(values)
+            small.sort()
+            out.append(small)
 
     def kth(self, k: int) -> int:
         """The k-th smallest (0-based) chosen non-zero w."""
-        self.plus.sort()
-        self.minus.sort()
-        candidates = [values for values, _ in self.plus_nodes if values] + (
-            [self.plus] if self.plus else []
-        )
-        lo = min(values[0] for values in candidates)
-        hi = max(values[-1] for values in candidates)
+        self._prepare()
+        assert self._pos is not None
+        lo = min(values[0] for values in self._pos if values)
+        hi = max(values[-1] for values in self._pos if values)
         while lo < hi:  # the smallest v with more than k chosen values ≤ v
             mid = (lo + hi) // 2
             if self.count_le(mid) > k:
@@ -351,8 +370,6 @@ class Selection:
 
     def above(self, limit: int) -> int:
         """How many chosen non-zero w are > limit."""
-        self.plus.sort()
-        self.minus.sort()
         return self.z - self.count_le(limit)
 
 

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 import psutil
 import pytest
 
+from callrouter.testing import uis_bodies as uis
 from callrouter.testing.uis_bodies import Event, encode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,7 +146,9 @@ class ServiceProcess:
         admin_token: str,
         database_url: str | None = None,
         name: str = "service",
+        extra_args: tuple[str, ...] = (),
     ) -> None:
+        self.extra_args = extra_args
         self.data_dir = data_dir
         self.admin_token = admin_token
         self.database_url = database_url
@@ -179,6 +182,7 @@ class ServiceProcess:
         ]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
+        cmd += list(self.extra_args)
         env = dict(os.environ, CALLROUTER_ADMIN_TOKEN=self.admin_token)
         env.pop("RAY_ADDRESS", None)  # always a local Ray of its own
         log = self.log_path.open("ab")
@@ -445,6 +449,21 @@ class Desk:
 
         cases = self.wait(probe, f"{count} case(s) of {who}", timeout)
         return [self.case(c["id"]) for c in cases]
+
+    def missed_cases(self, staff: Staff, count: int) -> list[tuple[str, dict[str, Any]]]:
+        """`count` new callers, each with one open missed-call case offered to `staff` (R15):
+        [(phone, case)]. The calls are posted together and waited for together."""
+        phones = [self.new_phone() for _ in range(count)]
+        for phone in phones:
+            self.post_call(
+                uis.incoming_missed(self.new_call_id(), self.when(), phone, [staff.employee_id])
+            )
+        made = []
+        for phone in phones:
+            [case] = self.wait_for_cases(phone, 1)
+            assert case["call_icon"] == "missed" and case["status"] == "open", case
+            made.append((phone, case))
+        return made
 
     def case(self, case_id: int) -> dict[str, Any]:
         result: dict[str, Any] = expect(self.admin.get(f"/api/v1/cases/{case_id}"), 200)

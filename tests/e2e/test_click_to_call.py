@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -79,11 +80,20 @@ def uis_api(shared_desk: Desk) -> Iterator[FakeUisThread]:
         fake.stop()
 
 
-def _missed_case(desk: Desk, phone: str, staff: Staff) -> dict[str, Any]:
-    desk.post_call(uis.incoming_missed(desk.new_call_id(), desk.when(), phone, [staff.employee_id]))
-    [case] = desk.wait_for_cases(phone, 1)
-    assert case["call_icon"] == "missed" and case["status"] == "open"
-    return case
+@dataclass
+class Missed:
+    """A caller with an open missed-call case, offered to `staff`."""
+
+    staff: Staff
+    phone: str
+    case: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def missed_pool(shared_desk: Desk) -> list[Missed]:
+    """Callers with a missed-call case for this module's tests, made together (one wait)."""
+    staff = shared_desk.staff("Павел Фёдоров")
+    return [Missed(staff, phone, case) for phone, case in shared_desk.missed_cases(staff, 3)]
 
 
 def _dial(desk: Desk, uis_api: FakeUisThread, staff: Staff, case: dict[str, Any]) -> dict[str, Any]:
@@ -113,9 +123,8 @@ def test_r18_r19_r23c_r17_call_from_missed_case_answered(
     answers, the summary the staff member typed becomes a message from them, the recording
     is attached; R23c: the case is `waiting` at the end; R17: once recorded, the icon is
     normal again. No other case is made for the call."""
-    anna = desk.staff()
-    phone = desk.new_phone()
-    case = _missed_case(desk, phone, anna)
+    given = missed_pool.pop()
+    anna, phone, case = given.staff, given.phone, given.case
     dial = _dial(desk, uis_api, anna, case)
     call_id = dial["call_session_id"]
     events = uis.outgoing_from_case(
@@ -149,12 +158,13 @@ def test_r18_r19_r23c_r17_call_from_missed_case_answered(
     assert [c["id"] for c in desk.cases_of(case["user_id"])] == [case["id"]]
 
 
-def test_r20_r22_call_from_case_not_answered(desk: Desk, uis_api: FakeUisThread) -> None:
+def test_r20_r22_call_from_case_not_answered(
+    desk: Desk, uis_api: FakeUisThread, missed_pool: list[Missed]
+) -> None:
     """R20, R22: the user does not answer the call from the case → a "call attempt" message
     from the staff member; the status stays `open`, the icon `missed`."""
-    anna = desk.staff()
-    phone = desk.new_phone()
-    case = _missed_case(desk, phone, anna)
+    given = missed_pool.pop()
+    anna, phone, case = given.staff, given.phone, given.case
     dial = _dial(desk, uis_api, anna, case)
     call_id = dial["call_session_id"]
     desk.post_call(
@@ -177,12 +187,13 @@ def test_r20_r22_call_from_case_not_answered(desk: Desk, uis_api: FakeUisThread)
     assert [c["id"] for c in desk.cases_of(case["user_id"])] == [case["id"]]
 
 
-def test_r18_uis_refusal_is_a_502_with_the_mnemonic(desk: Desk, uis_api: FakeUisThread) -> None:
+def test_r18_uis_refusal_is_a_502_with_the_mnemonic(
+    desk: Desk, uis_api: FakeUisThread, missed_pool: list[Missed]
+) -> None:
     """R18, API.md: UIS refuses the call → 502 with the UIS mnemonic as `code` and a message
     for staff; nothing is dialled; a staff member not mapped to an operator gets a 422."""
-    anna = desk.staff()
-    phone = desk.new_phone()
-    case = _missed_case(desk, phone, anna)
+    given = missed_pool.pop()
+    anna, case = given.staff, given.case
     asked = len(uis_api.fake.calls)
     uis_api.fail_next("employee_not_found")
     resp = anna.api.post(f"/api/v1/cases/{case['id']}/calls", {})

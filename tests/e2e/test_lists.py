@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-USERS = 60
+USERS = 40
 
 
 @pytest.mark.parametrize("desk", ["sqlite", "postgresql"], indirect=True)

@@ -8,6 +8,7 @@ rest of the call and polls for the resulting cases.
 from __future__ import annotations
 
 import urllib.parse
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from callrouter.testing import uis_bodies as uis
 
 if TYPE_CHECKING:
-    from tests.e2e.conftest import Desk
+    from tests.e2e.conftest import Desk, Staff
 
 pytestmark = pytest.mark.e2e
 
@@ -37,12 +38,20 @@ def _split(events: list[uis.Event], name: str) -> tuple[list[uis.Event], list[ui
     raise AssertionError(f"no {name} in the scenario")
 
 
-def _missed_case(desk: Desk, phone: str, employee_id: int) -> dict[str, Any]:
-    """A user with one open missed-call case (R15)."""
-    desk.post_call(uis.incoming_missed(desk.new_call_id(), desk.when(), phone, [employee_id]))
-    [case] = desk.wait_for_cases(phone, 1)
-    assert case["call_icon"] == "missed" and case["status"] == "open"
-    return case
+@dataclass
+class Missed:
+    """A caller with an open missed-call case, offered to `staff`."""
+
+    staff: Staff
+    phone: str
+    case: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def missed_pool(shared_desk: Desk) -> list[Missed]:
+    """Callers with a missed-call case for the R23/R17 tests, made together (one wait)."""
+    staff = shared_desk.staff("Ольга Новикова")
+    return [Missed(staff, phone, case) for phone, case in shared_desk.missed_cases(staff, 3)]
 
 
 def test_r8_r21_case_created_during_call(desk: Desk) -> None:
@@ -275,12 +284,11 @@ def test_r7_link_unknown_caller_and_user_search(desk: Desk) -> None:
     assert case["assignee_id"] == anna.id
 
 
-def test_r23a_new_case_closes_missed_case(desk: Desk) -> None:
+def test_r23a_new_case_closes_missed_case(desk: Desk, missed_pool: list[Missed]) -> None:
     """R23a: the user has an open missed-call case, calls again, staff answers and creates a
     new case → the missed-call case is closed; the new case is `waiting` at the end (R21)."""
-    anna = desk.staff()
-    phone = desk.new_phone()
-    missed = _missed_case(desk, phone, anna.employee_id)
+    given = missed_pool.pop()
+    anna, phone, missed = given.staff, given.phone, given.case
 
     call_id = desk.new_call_id()
     events = uis.incoming_answered(call_id, desk.when(), phone, anna.employee_id)
@@ -301,13 +309,14 @@ def test_r23a_new_case_closes_missed_case(desk: Desk) -> None:
     assert [c["id"] for c in desk.cases_of(missed["user_id"])] == [missed["id"], new_case["id"]]
 
 
-def test_r17_r23e_softphone_call_attached_to_missed_case(desk: Desk) -> None:
+def test_r17_r23e_softphone_call_attached_to_missed_case(
+    desk: Desk, missed_pool: list[Missed]
+) -> None:
     """R23e: staff calls the user back from the softphone, the user answers, staff attaches the
     call to the missed case → `waiting` at the end; R17: once the conversation is recorded the
     case's icon turns back to normal."""
-    anna = desk.staff()
-    phone = desk.new_phone()
-    missed = _missed_case(desk, phone, anna.employee_id)
+    given = missed_pool.pop()
+    anna, phone, missed = given.staff, given.phone, given.case
 
     call_id = desk.new_call_id()
     events = uis.outgoing_softphone(call_id, desk.when(), phone, anna.employee_id, answered=True)
@@ -337,12 +346,13 @@ def test_r17_r23e_softphone_call_attached_to_missed_case(desk: Desk) -> None:
     assert len(desk.cases_of(missed["user_id"])) == 1  # no automatic outgoing case
 
 
-def test_r23d_softphone_call_new_case_closes_missed_case(desk: Desk) -> None:
+def test_r23d_softphone_call_new_case_closes_missed_case(
+    desk: Desk, missed_pool: list[Missed]
+) -> None:
     """R23d: staff calls from the softphone, the user answers, staff creates a new case → the
     missed-call case is closed; the new case is `waiting` at the end."""
-    anna = desk.staff()
-    phone = desk.new_phone()
-    missed = _missed_case(desk, phone, anna.employee_id)
+    given = missed_pool.pop()
+    anna, phone, missed = given.staff, given.phone, given.case
 
     call_id = desk.new_call_id()
     events = uis.outgoing_softphone(call_id, desk.when(), phone, anna.employee_id, answered=True)
