@@ -20,16 +20,17 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from callrouter.stats import batch  # noqa: E402
-from callrouter.stats.counters import StatsState  # noqa: E402
-from callrouter.stats.figures import REPORTS  # noqa: E402
-from callrouter.stats.history import HOUR_US, HistoryEvent, from_us, to_us  # noqa: E402
+from callrouter.stats import batch
+from callrouter.stats.counters import StatsState
+from callrouter.stats.figures import REPORTS
+from callrouter.stats.history import HOUR_US, HistoryEvent, from_us, to_us
 
 START = datetime(2025, 1, 1, tzinfo=UTC) - timedelta(hours=3)  # Moscow midnight
 STAFF = tuple(range(1, 21))
@@ -69,16 +70,36 @@ class Year:
         rows: list[Row] = []
         kind_roll = rnd.random()
         staff = rnd.choice(STAFF)
-        state = {"assignee": staff, "status": "open"}
+        state: dict[str, Any] = {"assignee": staff, "status": "open"}
 
-        def add(at: float, kind: str, by: int | None, conversation: bool = False, **details: object) -> None:
-            rows.append((at, case_id, len(rows), kind, by, state["assignee"], state["status"],  # type: ignore[arg-type]
-                         details.pop("source", None), conversation, details))  # type: ignore[arg-type]
+        def add(
+            at: float, kind: str, by: int | None, conversation: bool = False, **details: object
+        ) -> None:
+            rows.append(
+                (
+                    at,
+                    case_id,
+                    len(rows),
+                    kind,
+                    by,
+                    state["assignee"],
+                    state["status"],
+                    cast("str | None", details.pop("source", None)),
+                    conversation,
+                    details,
+                )
+            )
 
         def message(at: float, kind: str, author: int | None, by_staff: bool) -> int:
             self.message_id += 1
-            add(at, "message", author if by_staff else None, message_id=self.message_id,
-                message_kind=kind, author_staff_id=author)
+            add(
+                at,
+                "message",
+                author if by_staff else None,
+                message_id=self.message_id,
+                message_kind=kind,
+                author_staff_id=author,
+            )
             return self.message_id
 
         def recording(at: float, mid: int, author: int | None) -> None:
@@ -160,8 +181,16 @@ class Year:
 def _event(event_id: int, row: Row) -> HistoryEvent:
     at, case_id, _, kind, staff, assignee, status, source, conversation, details = row
     return HistoryEvent(
-        id=event_id, case_id=case_id, at=START + timedelta(seconds=at), kind=kind, staff_id=staff,
-        assignee_id=assignee, status=status, source=source, conversation=conversation, details=details,
+        id=event_id,
+        case_id=case_id,
+        at=START + timedelta(seconds=at),
+        kind=kind,
+        staff_id=staff,
+        assignee_id=assignee,
+        status=status,
+        source=source,
+        conversation=conversation,
+        details=details,
     )
 
 
@@ -181,13 +210,43 @@ def periods(rnd: random.Random, n: int) -> list[tuple[int, int]]:
     return out
 
 
+def time_reports(state: StatsState, spans: list[tuple[int, int]]) -> None:
+    """Print p50 and max answer times per report over the periods."""
+    print(
+        f"{'report':<10} {'p50 ms':>8} {'max ms':>8}   (over {len(spans)} periods incl. the whole year)"
+    )
+    for report in REPORTS:
+        times = []
+        for s, e in spans:
+            t0 = time.perf_counter()
+            state.report(report, from_us(s), from_us(e), TZ, 86400)
+            times.append((time.perf_counter() - t0) * 1000)
+        slowest = spans[times.index(max(times))]
+        print(
+            f"{report:<10} {statistics.median(times):8.1f} {max(times):8.1f}   slowest "
+            f"{from_us(slowest[0]):%Y-%m-%d %H:%M} → {from_us(slowest[1]):%Y-%m-%d %H:%M} UTC"
+        )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--periods", type=int, default=20)
     parser.add_argument("--snapshot", action="store_true", help="also time to_bytes/from_bytes")
     parser.add_argument("--check", type=int, default=0, help="periods to compare with the oracle")
+    parser.add_argument("--save", type=Path, help="write the built state's snapshot there")
+    parser.add_argument("--load", type=Path, help="answer reports from this snapshot instead")
     args = parser.parse_args()
+    if args.load:
+        t0 = time.perf_counter()
+        state = StatsState.from_bytes(args.load.read_bytes())
+        print(
+            f"loaded {len(state.cases):,} cases in {time.perf_counter() - t0:.1f} s; RSS {rss_mib():,.0f} MiB"
+        )
+        time_reports(state, periods(random.Random(7), args.periods))
+        return
 
     base_rss = rss_mib()
     state = StatsState()
@@ -206,26 +265,30 @@ def main() -> None:
             applied += state.apply_all(chunk)
             apply_s += time.perf_counter() - t0
             chunk = []
-            print(f"\r{applied:,} events, {apply_s:.0f} s applying", end="", file=sys.stderr, flush=True)
+            print(
+                f"\r{applied:,} events, {apply_s:.0f} s applying",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
     t0 = time.perf_counter()
     applied += state.apply_all(chunk)
     apply_s += time.perf_counter() - t0
     print(file=sys.stderr)
     total_s = time.perf_counter() - started
-    print(f"cases {len(state.cases):,}  events {applied:,}  ({applied / len(state.cases):.1f} per case)")
-    print(f"apply: {applied / apply_s:,.0f} events/s ({apply_s:.0f} s; {total_s:.0f} s with generation)")
+    print(
+        f"cases {len(state.cases):,}  events {applied:,}  ({applied / len(state.cases):.1f} per case)"
+    )
+    print(
+        f"apply: {applied / apply_s:,.0f} events/s ({apply_s:.0f} s; {total_s:.0f} s with generation)"
+    )
     print(f"RSS: {rss_mib():,.0f} MiB (state ≈ {rss_mib() - base_rss:,.0f} MiB)")
 
+    if args.save:
+        args.save.write_bytes(state.to_bytes())
     rnd = random.Random(7)
     spans = periods(rnd, args.periods)
-    print(f"{'report':<10} {'p50 ms':>8} {'max ms':>8}   (over {len(spans)} periods incl. the whole year)")
-    for report in REPORTS:
-        times = []
-        for s, e in spans:
-            t0 = time.perf_counter()
-            state.report(report, from_us(s), from_us(e), TZ, 86400)
-            times.append((time.perf_counter() - t0) * 1000)
-        print(f"{report:<10} {statistics.median(times):8.1f} {max(times):8.1f}")
+    time_reports(state, spans)
     year_body = state.report("load", from_us(spans[0][0]), from_us(spans[0][1]), TZ, 86400)
     print("whole year load:", year_body)
 
@@ -237,11 +300,14 @@ def main() -> None:
         again = StatsState.from_bytes(data)
         load_s = time.perf_counter() - t0
         same = all(
-            again.report(r, from_us(s), from_us(e), TZ, 86400) == state.report(r, from_us(s), from_us(e), TZ, 86400)
+            again.report(r, from_us(s), from_us(e), TZ, 86400)
+            == state.report(r, from_us(s), from_us(e), TZ, 86400)
             for r in REPORTS
             for s, e in spans[:3]
         )
-        print(f"snapshot: {len(data) / 2**20:,.0f} MiB, to_bytes {dump_s:.1f} s, from_bytes {load_s:.1f} s, equal {same}")
+        print(
+            f"snapshot: {len(data) / 2**20:,.0f} MiB, to_bytes {dump_s:.1f} s, from_bytes {load_s:.1f} s, equal {same}"
+        )
 
     if args.check:
         small = StatsState()
@@ -252,7 +318,9 @@ def main() -> None:
         for s, e in periods(rnd, args.check):
             e = min(e, last + HOUR_US)
             for report in REPORTS:
-                if batch.answer(facts, report, s, e, TZ, 86400) != small.report(report, from_us(s), from_us(e), TZ, 86400):
+                if batch.answer(facts, report, s, e, TZ, 86400) != small.report(
+                    report, from_us(s), from_us(e), TZ, 86400
+                ):
                     bad += 1
         print(f"oracle check on the first 20,000 cases: {bad} mismatches")
 

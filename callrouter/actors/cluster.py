@@ -65,7 +65,7 @@ class Cluster:
         options: dict[str, Any] = {"name": f"{self.prefix}-supervisor", "get_if_exists": True}
         if self.ray_address:
             options["lifetime"] = "detached"
-        self.supervisor = Supervisor.options(**options).remote(
+        self.supervisor = Supervisor.options(**options).remote(  # type: ignore[attr-defined]  # ray.remote hides it from mypy
             self.count, self.database_url, self.prefix
         )
         self.shards = await self.supervisor.shards_ready.remote()

@@ -301,8 +301,9 @@ class ShardHost:
             return None
         snap = call.snapshot()
         employees: list[int] = snap["employee_ids"]  # type: ignore[assignment]
-        snap["employee_of"] = {s: e for e in employees if (s := self.staff_of.get(e))}
-        snap["staff_ids"] = sorted(snap["employee_of"])  # type: ignore[arg-type]
+        employee_of = {s: e for e in employees if (s := self.staff_of.get(e))}
+        snap["employee_of"] = employee_of
+        snap["staff_ids"] = sorted(employee_of)
         return snap
 
     def active_calls(self) -> list[dict[str, Any]]:

@@ -66,7 +66,7 @@ def shard_name(prefix: str, index: int) -> str:
     return f"{prefix}-shard-{index}"
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)  # type: ignore[call-overload]
 class Shard:
     def __init__(self, index: int, count: int, database_url: str, prefix: str) -> None:
         logging.basicConfig(level=logging.INFO)
@@ -303,14 +303,14 @@ class Supervisor:
     """Creates the named shard actors once and hands them out to every frontend."""
 
     def __init__(self, count: int, database_url: str, namespace_prefix: str) -> None:
-        self.board = Board.options(name=f"{namespace_prefix}-board", get_if_exists=True).remote(
+        self.board = Board.options(name=f"{namespace_prefix}-board", get_if_exists=True).remote(  # type: ignore[attr-defined]  # ray.remote hides it from mypy
             database_url
         )
-        self.stats = Stats.options(name=f"{namespace_prefix}-stats", get_if_exists=True).remote(
+        self.stats = Stats.options(name=f"{namespace_prefix}-stats", get_if_exists=True).remote(  # type: ignore[attr-defined]  # ray.remote hides it from mypy
             database_url
         )
         self.shards = [
-            Shard.options(name=shard_name(namespace_prefix, i), get_if_exists=True).remote(
+            Shard.options(name=shard_name(namespace_prefix, i), get_if_exists=True).remote(  # type: ignore[attr-defined]  # ray.remote hides it from mypy
                 i, count, database_url, namespace_prefix
             )
             for i in range(count)

@@ -295,6 +295,7 @@ class CallState:
             until = leg.ended_at
             if until is None:  # a transferred leg ends when the next staff member answers
                 until = answered[i + 1].answered_at if i + 1 < len(answered) else ended
+            assert until is not None
             talk = int(max(0.0, (until - leg.answered_at).total_seconds()))
             if len(answered) == 1 and self.talk_seconds:
                 talk = self.talk_seconds

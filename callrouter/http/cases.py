@@ -153,7 +153,7 @@ async def patch_case(request: web.Request) -> web.Response:
                     "assignee",
                     now,
                     staff_id=principal.staff_id,
-                    **{"from": before, "to": assignee},
+                    details={"from": before, "to": assignee},
                 )
         if "subject" in body:
             subject = require_str(body, "subject", max_len=500)
@@ -166,7 +166,7 @@ async def patch_case(request: web.Request) -> web.Response:
                     "subject",
                     now,
                     staff_id=principal.staff_id,
-                    **{"from": before_subject, "to": subject},
+                    details={"from": before_subject, "to": subject},
                 )
     return json_response(await case_view(request, case_id, with_messages=False))
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import ClientSession, web
 
 from callrouter.domain.account import Account
 from callrouter.storage.engine import Database
+
+if TYPE_CHECKING:  # only for the keys' types: these modules import this one
+    from callrouter.actors.cluster import Cluster
+    from callrouter.http.live import Hub
+    from callrouter.http.wallboard import WallboardFeed
+    from callrouter.storage.inbox import InboxWriter
 
 
 class ControlPlane(Protocol):
@@ -28,8 +34,8 @@ DB = web.AppKey("db", Database)
 CONTROL = web.AppKey("control", ControlPlane)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
 ACCOUNT = web.AppKey("account", AccountBox)
-CLUSTER = web.AppKey("cluster", "Cluster")
-INBOX = web.AppKey("inbox", "InboxWriter")
-HUB = web.AppKey("hub", "Hub")
+CLUSTER: web.AppKey[Cluster] = web.AppKey("cluster")
+INBOX: web.AppKey[InboxWriter] = web.AppKey("inbox")
+HUB: web.AppKey[Hub] = web.AppKey("hub")
 HTTP_CLIENT = web.AppKey("http_client", ClientSession)
-WALLBOARD_FEED = web.AppKey("wallboard_feed", "WallboardFeed")
+WALLBOARD_FEED: web.AppKey[WallboardFeed] = web.AppKey("wallboard_feed")

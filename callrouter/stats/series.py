@@ -325,7 +325,8 @@ class Selection:
         """How many chosen non-zero w are ≤ v."""
         self._prepare()
         pos: list[Any] = self._pos or []
-        return int(sum(map(bisect_right, pos, repeat(v)))) - int(sum(map(bisect_right, self._neg, repeat(v))))
+        below = sum(map(bisect_right, pos, repeat(v)))
+        return int(below - sum(map(bisect_right, self._neg, repeat(v))))
 
     def _prepare(self) -> None:
         # Many nodes of a cover are small (edge hours): one sorted list of all of those makes
@@ -346,18 +347,26 @@ class Selection:
             out.append(small)
 
     def kth(self, k: int) -> int:
-        """The k-th smallest (0-based) chosen non-zero w."""
+        """The k-th smallest (0-based) chosen non-zero w: the smallest v with more than k chosen
+        values ≤ v. Each sorted array, the largest first, narrows [lo, hi] to between two of its
+        neighbouring values; at the end no value is left inside but hi, which is the answer."""
         self._prepare()
-        assert self._pos is not None
-        lo = min(values[0] for values in self._pos if values)
-        hi = max(values[-1] for values in self._pos if values)
-        while lo < hi:  # the smallest v with more than k chosen values ≤ v
-            mid = (lo + hi) // 2
-            if self.count_le(mid) > k:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
+        pos = sorted((values for values in self._pos or [] if values), key=len, reverse=True)
+        lo, hi = min(values[0] for values in pos), max(values[-1] for values in pos)
+        for values in pos:
+            first, stop = bisect_left(values, lo), bisect_right(values, hi)
+            left, right = first, stop
+            while left < right:
+                mid = (left + right) // 2
+                if self.count_le(values[mid]) > k:
+                    right = mid
+                else:
+                    left = mid + 1
+            if left < stop:
+                hi = values[left]
+            if left > first:
+                lo = values[left - 1] + 1
+        return int(hi)
 
     def middle(self) -> tuple[int, int] | None:
         """The two middle non-zero w (the same one twice for an odd count), None if none."""

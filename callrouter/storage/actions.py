@@ -107,7 +107,14 @@ async def attach_call(
     if case.status == "closed":
         set_status(session, case, "open", at, staff_id=staff_id)
     message = await _call_message(session, case, call, staff_id, summary, at)
-    log(session, case, "attached", at, staff_id=staff_id, call_session_id=call["call_session_id"])
+    log(
+        session,
+        case,
+        "attached",
+        at,
+        staff_id=staff_id,
+        details={"call_session_id": call["call_session_id"]},
+    )
     session.add(
         CallAction(
             call_session_id=call["call_session_id"],
@@ -165,7 +172,7 @@ async def save_draft(
     for key, value in (("subject", subject), ("summary", summary)):
         if value is not None:
             values[key] = changes[key] = value
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
         insert(CallDraft)
         .values(**values)

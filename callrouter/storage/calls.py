@@ -64,7 +64,7 @@ async def lock_call(session: AsyncSession, call_session_id: int) -> Call:
     """The call's row, created if missing and locked for this transaction: staff actions and
     the finalization of one call never interleave. Starting with a write also takes SQLite's
     write lock up front, so the transaction cannot fail later on a lock upgrade."""
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     await session.execute(
         insert(Call)
@@ -85,7 +85,7 @@ async def lock_caller(session: AsyncSession, phone: str | None) -> None:
     """Serialise the case decisions of one caller across processes (R16) on PostgreSQL; SQLite
     has a single writer already, and within a shard the contact entity orders them."""
     key = normalize_phone(phone)
-    if key and session.bind.dialect.name == "postgresql":
+    if key and session.get_bind().dialect.name == "postgresql":
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(key.encode())}
         )
@@ -267,8 +267,7 @@ def _log_conversation(session: AsyncSession, case: Case, message: Message, at: d
         "recording",
         at,
         conversation=True,
-        message_id=message.id,
-        author_staff_id=message.author_staff_id,
+        details={"message_id": message.id, "author_staff_id": message.author_staff_id},
     )
 
 

@@ -24,7 +24,7 @@ def log(
     staff_id: int | None = None,
     source: str | None = None,
     conversation: bool = False,
-    **details: Any,
+    details: dict[str, Any] | None = None,
 ) -> None:
     """Append one history row for `case` as it is now."""
     session.add(
@@ -37,7 +37,7 @@ def log(
             status=case.status,
             source=source,
             conversation=conversation,
-            details=details,
+            details=details or {},
         )
     )
 
@@ -109,9 +109,11 @@ async def add_message(
         "message",
         at,
         staff_id=author_staff_id if by_staff else None,
-        message_id=message.id,
-        message_kind=kind,
-        author_staff_id=author_staff_id,
+        details={
+            "message_id": message.id,
+            "message_kind": kind,
+            "author_staff_id": author_staff_id,
+        },
     )
     return message
 
@@ -126,7 +128,7 @@ def set_status(
     case.status = status
     case.updated_at = max(case.updated_at, at)
     case.closed_at = at if status == "closed" else None
-    log(session, case, "status", at, staff_id=staff_id, **{"from": before, "to": status})
+    log(session, case, "status", at, staff_id=staff_id, details={"from": before, "to": status})
     return True
 
 

@@ -26,6 +26,7 @@
     namesAllowed: true,
     namesReadAt: -Infinity,
     slSeconds: 20,
+    tz: undefined, // the account's time zone ("today" is its day); the browser's until known
     lastChartKey: '',
   };
 
@@ -41,12 +42,31 @@
     return h ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
   }
 
+  const NONE = '—'; // no figure yet (no answered call today)
+
   function duration(seconds) {
-    return seconds === null || seconds === undefined ? '–' : clockText(Math.round(seconds));
+    return seconds === null || seconds === undefined ? NONE : clockText(Math.round(seconds));
   }
 
   function percent(share) {
-    return share === null || share === undefined ? '–' : `${Math.round(share * 100)}%`;
+    return share === null || share === undefined ? NONE : `${Math.round(share * 100)}%`;
+  }
+
+  function setFigure(id, text) {
+    setText(id, text);
+    $(id).classList.toggle('none', text === NONE);
+  }
+
+  function zoned(options) {
+    try {
+      return new Intl.DateTimeFormat('en-GB', {...options, timeZone: S.tz});
+    } catch {
+      return new Intl.DateTimeFormat('en-GB', options); // an unknown zone: the browser's
+    }
+  }
+
+  function accountHour(now) {
+    return Number(zoned({hour: '2-digit', hourCycle: 'h23'}).format(now)) % 24;
   }
 
   function setText(id, text) {
@@ -159,11 +179,16 @@
       if (resp.status === 200 && Number.isFinite(resp.body.service_level_seconds)) {
         S.slSeconds = resp.body.service_level_seconds;
       }
+      if (resp.status === 200 && typeof resp.body.timezone === 'string') S.tz = resp.body.timezone;
     } catch {
       /* the default threshold will do */
     }
     setText('sl-hint', `≤ ${S.slSeconds} s`);
-    if (S.snapshot) render(S.snapshot);
+    tick();
+    if (S.snapshot) {
+      render(S.snapshot);
+      renderChart(S.snapshot.by_hour || [], true);
+    }
   }
 
   // ---- the live stream -----------------------------------------------------------------
@@ -258,14 +283,14 @@
     setText('answered', String(today.answered));
     setText('missed', String(today.missed));
     $('tile-missed').classList.toggle('on', today.missed > 0);
-    setText('service-level', percent(today.service_level));
+    setFigure('service-level', percent(today.service_level));
     const sl = $('tile-sl');
     const share = today.service_level;
     sl.classList.toggle('good', share !== null && share >= 0.8);
     sl.classList.toggle('fair', share !== null && share >= 0.6 && share < 0.8);
     sl.classList.toggle('poor', share !== null && share < 0.6);
-    setText('asa', duration(today.avg_answer_seconds));
-    setText('avg-talk', duration(today.avg_talk_seconds));
+    setFigure('asa', duration(today.avg_answer_seconds));
+    setFigure('avg-talk', duration(today.avg_talk_seconds));
     tickWait();
     renderStaff(snapshot);
     renderChart(snapshot.by_hour || []);
@@ -375,7 +400,7 @@
     const box = $('chart');
     const width = box.clientWidth;
     const height = box.clientHeight;
-    const hour = new Date().getHours();
+    const hour = accountHour(new Date());
     const key = JSON.stringify([byHour, width, height, hour]);
     if (!force && key === S.lastChartKey) return;
     S.lastChartKey = key;
@@ -394,7 +419,7 @@
     const max = niceMax(peak);
     const y = (v) => top + plotH - (v / max) * plotH;
     const slot = plotW / 24;
-    const barW = Math.max(2, slot * 0.36);
+    const barW = Math.max(2, slot * 0.4);
     const root = svg('svg', {viewBox: `0 0 ${width} ${height}`, role: 'img',
       'aria-label': 'Answered and missed calls per hour today'});
     root.append(svg('rect', {class: 'now-band', x: left + hour * slot, y: top, width: slot, height: plotH}));
@@ -413,6 +438,10 @@
         const bar = svg('rect', {class: cls, x, y: by, width: barW, height: top + plotH - by, rx: Math.min(3, barW / 3)});
         bar.append(svg('title', {}, `${String(h.hour).padStart(2, '0')}:00 ${cls === 'bar-answered' ? 'answered' : 'missed'} ${value}`));
         root.append(bar);
+        if (barW >= 0.9 * fontPx) {
+          root.append(svg('text', {class: 'bar-value', x: x + barW / 2, y: by - 0.3 * fontPx,
+            'text-anchor': 'middle'}, String(value)));
+        }
       }
       if (h.hour % 3 === 0 || h.hour === hour) {
         root.append(svg('text', {
@@ -428,8 +457,10 @@
 
   function tick() {
     const now = new Date();
-    setText('clock', now.toLocaleTimeString([], {hour: '2-digit', minute: '2-digit', second: '2-digit'}));
+    setText('clock', zoned({hour: '2-digit', minute: '2-digit', hourCycle: 'h23'}).format(now));
+    setText('date', zoned({weekday: 'short', day: 'numeric', month: 'short'}).format(now));
     $('clock').dateTime = now.toISOString();
+    if (S.snapshot) renderChart(S.snapshot.by_hour || []); // the "now" column moves on the hour
     tickWait();
     if (!S.ws && S.token && S.countdown) S.countdown();
   }

@@ -6,7 +6,11 @@ using their own staff, operators (`employee_id`), phone numbers and call ids, al
 the `desk` fixture. Cases are made asynchronously (a settle window after the call end), so every
 assertion about them polls the API up to a deadline instead of sleeping.
 
-Tests that need their own service (crash recovery, PostgreSQL) use `ServiceProcess` directly.
+Services with a role of their own — the PostgreSQL smoke run (`desk` parametrized with
+"postgresql") and the crash-recovery service — are started by the `launcher` in the background
+once the shared one is ready, and their tests are moved to the end of the session, so the
+Ray start-ups overlap with the shared service's tests. `ServiceProcess` and `Desk` also serve
+modules that run a service of their own.
 """
 
 from __future__ import annotations

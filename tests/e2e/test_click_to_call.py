@@ -117,7 +117,7 @@ def _dial(desk: Desk, uis_api: FakeUisThread, staff: Staff, case: dict[str, Any]
 
 
 def test_r18_r19_r23c_r17_call_from_missed_case_answered(
-    desk: Desk, uis_api: FakeUisThread
+    desk: Desk, uis_api: FakeUisThread, missed_pool: list[Missed]
 ) -> None:
     """R18: "call" in a missed-call case starts a Call API call (staff first); R19: the user
     answers, the summary the staff member typed becomes a message from them, the recording

@@ -98,6 +98,11 @@ def wait_of(events: list[uis.Event]) -> float:
     return (answered - started_at(events)).total_seconds()
 
 
+def call_id_of(events: list[uis.Event]) -> int:
+    call_id: int = events[0][1]["call_info"]["call_session_id"]
+    return call_id
+
+
 def now_msk() -> datetime:
     return datetime.now(MSK).replace(tzinfo=None, microsecond=0)
 
@@ -372,7 +377,7 @@ def test_r31_today_answered_missed_service_level_asa(
     for events in calls.values():
         desk.post_call(events)
     for events in calls.values():
-        desk.wait_finalized(events[0][1]["call_session_id"])
+        desk.wait_finalized(call_id_of(events))
     after = wait_board(
         desk,
         lambda s: (
@@ -399,15 +404,14 @@ def test_r31_today_answered_missed_service_level_asa(
         assert after["today"]["avg_talk_seconds"] == 70.0
 
     # Missed per staff = offered and not answered by them: both were rung for the lost call.
-    rows = {s: staff_row(after, s) for s in (anna, ivan)}
-    assert rows[anna] == {
+    assert staff_row(after, anna) == {
         "staff_id": anna.id,
         "state": "offline",
         "answered": 1,
         "missed": 1,
         "talk_seconds": 40,
     }
-    assert rows[ivan] == {
+    assert staff_row(after, ivan) == {
         "staff_id": ivan.id,
         "state": "offline",
         "answered": 1,
@@ -438,7 +442,10 @@ def test_r25_r30_reports_over_a_period(board_desk: Desk) -> None:
     anna, ivan = desk.staff("Анна Смирнова"), desk.staff("Иван Петров")
     day = datetime.now(MSK).date() - timedelta(days=10)
     next_day = day + timedelta(days=1)
-    at = lambda h, m: datetime.combine(day, datetime.min.time()) + timedelta(hours=h, minutes=m)  # noqa: E731
+
+    def at(hours: int, minutes: int) -> datetime:
+        return datetime.combine(day, datetime.min.time()) + timedelta(hours=hours, minutes=minutes)
+
     phones = [desk.new_phone() for _ in range(4)]
     a = uis.incoming_answered(desk.new_call_id(), at(9, 0), phones[0], anna.employee_id, 40)
     b = uis.incoming_missed(
@@ -450,7 +457,7 @@ def test_r25_r30_reports_over_a_period(board_desk: Desk) -> None:
     # A: the call is over, its recording not here yet: a new case, not answered yet (R25).
     a_call, a_recording = without(a, "recording")
     desk.post_call(a_call)
-    desk.wait_finalized(a[0][1]["call_session_id"])
+    desk.wait_finalized(call_id_of(a))
     zero = dict.fromkeys(LOAD_KEYS, 0)
     wait_report(desk, "load", day, next_day, zero | {"new_total": 1, "new_from_users": 1})
     desk.post_call(a_recording)
@@ -463,7 +470,7 @@ def test_r25_r30_reports_over_a_period(board_desk: Desk) -> None:
     for events in (b, c, d):
         desk.post_call(events)
     for events in (b, c, d):
-        desk.wait_finalized(events[0][1]["call_session_id"])
+        desk.wait_finalized(call_id_of(events))
     load = wait_report(
         desk,
         "load",
@@ -653,7 +660,7 @@ def test_r25_r31_figures_survive_a_restart(
     for events in [*past, today_call]:
         desk.post_call(events)
     for events in [*past, today_call]:
-        desk.wait_finalized(events[0][1]["call_session_id"])
+        desk.wait_finalized(call_id_of(events))
     load = wait_report(
         desk,
         "load",

@@ -74,18 +74,29 @@ def _case_rows(
 
     def add(kind: str, staff: int | None, conversation: bool = False, **details: object) -> None:
         rows.append(
-            dict(
-                case_id=case_id, at=t, kind=kind, staff_id=staff, assignee_id=assignee,
-                status=status, source=source if kind == "created" else None,
-                conversation=conversation, details=details,
-            )
+            {
+                "case_id": case_id,
+                "at": t,
+                "kind": kind,
+                "staff_id": staff,
+                "assignee_id": assignee,
+                "status": status,
+                "source": source if kind == "created" else None,
+                "conversation": conversation,
+                "details": details,
+            }
         )
 
     add("created", assignee if staff_made and assignee else None)
     first_call = next(ids)  # type: ignore[call-overload]
     author = assignee if rnd.random() < 0.8 else None
-    add("message", author if staff_made else None, message_id=first_call, message_kind="call",
-        author_staff_id=author)
+    add(
+        "message",
+        author if staff_made else None,
+        message_id=first_call,
+        message_kind="call",
+        author_staff_id=author,
+    )
     calls.append((first_call, author))
     for _ in range(rnd.randrange(0, 9)):
         t = _later(rnd, t)
@@ -106,8 +117,13 @@ def _case_rows(
             mid = next(ids)  # type: ignore[call-overload]
             writer = actor if kind != "call" or rnd.random() < 0.7 else None
             by_staff = writer is not None and rnd.random() < 0.9
-            add("message", writer if by_staff else None, message_id=mid, message_kind=kind,
-                author_staff_id=writer)
+            add(
+                "message",
+                writer if by_staff else None,
+                message_id=mid,
+                message_kind=kind,
+                author_staff_id=writer,
+            )
             if kind == "call":
                 calls.append((mid, writer))
         elif step < 0.9 and calls:

@@ -29,36 +29,110 @@ class Log:
         self.events: list[HistoryEvent] = []
 
     def add(
-        self, case: int, minutes: float, kind: str, *, staff: int | None = None,
-        assignee: int | None = None, status: str = "open", source: str | None = None,
-        conversation: bool = False, **details: Any,
+        self,
+        case: int,
+        minutes: float,
+        kind: str,
+        *,
+        staff: int | None = None,
+        assignee: int | None = None,
+        status: str = "open",
+        source: str | None = None,
+        conversation: bool = False,
+        **details: Any,
     ) -> None:
         self.events.append(
             HistoryEvent(
-                id=len(self.events) + 1, case_id=case, at=T0 + timedelta(minutes=minutes), kind=kind,
-                staff_id=staff, assignee_id=assignee, status=status, source=source,
-                conversation=conversation, details=details,
+                id=len(self.events) + 1,
+                case_id=case,
+                at=T0 + timedelta(minutes=minutes),
+                kind=kind,
+                staff_id=staff,
+                assignee_id=assignee,
+                status=status,
+                source=source,
+                conversation=conversation,
+                details=details,
             )
         )
 
-    def created(self, case: int, minutes: float, *, source: str = "in", status: str = "open",
-                staff: int | None = None, assignee: int | None = None) -> None:
-        self.add(case, minutes, "created", staff=staff, assignee=assignee, status=status, source=source)
+    def created(
+        self,
+        case: int,
+        minutes: float,
+        *,
+        source: str = "in",
+        status: str = "open",
+        staff: int | None = None,
+        assignee: int | None = None,
+    ) -> None:
+        self.add(
+            case, minutes, "created", staff=staff, assignee=assignee, status=status, source=source
+        )
 
-    def status(self, case: int, minutes: float, before: str, after: str, *, staff: int | None = None,
-               assignee: int | None = None) -> None:
-        self.add(case, minutes, "status", staff=staff, assignee=assignee, status=after,
-                 **{"from": before, "to": after})
+    def status(
+        self,
+        case: int,
+        minutes: float,
+        before: str,
+        after: str,
+        *,
+        staff: int | None = None,
+        assignee: int | None = None,
+    ) -> None:
+        self.add(
+            case,
+            minutes,
+            "status",
+            staff=staff,
+            assignee=assignee,
+            status=after,
+            **{"from": before, "to": after},
+        )
 
-    def call(self, case: int, minutes: float, mid: int, author: int | None, *, by_staff: bool = False,
-             assignee: int | None = None, status: str = "open") -> None:
-        self.add(case, minutes, "message", staff=author if by_staff else None, assignee=assignee,
-                 status=status, message_id=mid, message_kind="call", author_staff_id=author)
+    def call(
+        self,
+        case: int,
+        minutes: float,
+        mid: int,
+        author: int | None,
+        *,
+        by_staff: bool = False,
+        assignee: int | None = None,
+        status: str = "open",
+    ) -> None:
+        self.add(
+            case,
+            minutes,
+            "message",
+            staff=author if by_staff else None,
+            assignee=assignee,
+            status=status,
+            message_id=mid,
+            message_kind="call",
+            author_staff_id=author,
+        )
 
-    def recording(self, case: int, minutes: float, mid: int, author: int | None, *,
-                  assignee: int | None = None, status: str = "open") -> None:
-        self.add(case, minutes, "recording", assignee=assignee, status=status, conversation=True,
-                 message_id=mid, author_staff_id=author)
+    def recording(
+        self,
+        case: int,
+        minutes: float,
+        mid: int,
+        author: int | None,
+        *,
+        assignee: int | None = None,
+        status: str = "open",
+    ) -> None:
+        self.add(
+            case,
+            minutes,
+            "recording",
+            assignee=assignee,
+            status=status,
+            conversation=True,
+            message_id=mid,
+            author_staff_id=author,
+        )
 
     def ask(self, report: str, start: datetime = T0, end: datetime = T0 + DAY) -> dict[str, Any]:
         """The oracle's answer, checked equal to the incremental one."""
@@ -204,7 +278,11 @@ def test_close_sla_breached() -> None:
         log.recording(case, 1, case, author=1)
         log.status(case, minutes, "open", "closed", staff=1)
     sla = log.ask("sla")
-    assert sla == {"first_response_breached": None, "any_response_breached": None, "close_sla_breached": 2}
+    assert sla == {
+        "first_response_breached": None,
+        "any_response_breached": None,
+        "close_sla_breached": 2,
+    }
 
 
 def test_team_attributes_to_assignee_author_and_acting_staff() -> None:
@@ -230,8 +308,17 @@ def test_team_attributes_to_assignee_author_and_acting_staff() -> None:
     assert (items[4]["new_total"], items[4]["new_from_users"], items[4]["in_work"]) == (1, 0, 0)
     assert items[9]["in_work"] == 1
     assert list(items[1]) == [
-        "staff_id", "new_total", "new_from_users", "reopened", "in_work", "answered", "replies",
-        "replies_to_close", "closed", "close_time", "close_sla_breached",
+        "staff_id",
+        "new_total",
+        "new_from_users",
+        "reopened",
+        "in_work",
+        "answered",
+        "replies",
+        "replies_to_close",
+        "closed",
+        "close_time",
+        "close_sla_breached",
     ]
 
 
@@ -256,13 +343,28 @@ def test_report_shapes_follow_the_api() -> None:
     """API.md "Statistics": fixed field names for every report; unknown reports are refused."""
     log = Log()
     log.created(1, 0)
-    assert list(log.ask("load")) == ["new_total", "new_from_users", "reopened", "in_work", "answered", "closed"]
+    assert list(log.ask("load")) == [
+        "new_total",
+        "new_from_users",
+        "reopened",
+        "in_work",
+        "answered",
+        "closed",
+    ]
     assert list(log.ask("channels")) == ["calls"]
     assert list(log.ask("channels")["calls"]) == ["new_and_reopened", "in_work", "closed"]
     assert list(log.ask("response")) == [
-        "first_response", "any_response", "reply_writing", "replies_to_close", "close_time",
+        "first_response",
+        "any_response",
+        "reply_writing",
+        "replies_to_close",
+        "close_time",
     ]
-    assert list(log.ask("sla")) == ["first_response_breached", "any_response_breached", "close_sla_breached"]
+    assert list(log.ask("sla")) == [
+        "first_response_breached",
+        "any_response_breached",
+        "close_sla_breached",
+    ]
     assert log.ask("team") == {"items": []}
     with pytest.raises(ValueError):
         batch.compute(log.events, "speed", T0, T0 + DAY, MSK, SLA)
@@ -276,12 +378,33 @@ def test_from_row_reads_orm_like_rows_and_mappings() -> None:
     class Row:
         id, case_id, kind, staff_id, assignee_id = 7, 3, "status", 2, None
         at = datetime(2026, 11, 2, 6, 0)
-        status, source, conversation, details = "closed", None, False, {"from": "open", "to": "closed"}
+        status, source, conversation, details = (
+            "closed",
+            None,
+            False,
+            {"from": "open", "to": "closed"},
+        )
 
     ev = from_row(Row())
     assert ev.at == datetime(2026, 11, 2, 6, 0, tzinfo=UTC) and ev.status == "closed"
     assert ev.details == {"from": "open", "to": "closed"}
-    as_map = from_row({**{k: getattr(Row, k) for k in ("id", "case_id", "kind", "staff_id", "assignee_id",
-                                                       "status", "source", "conversation", "details")},
-                       "at": datetime(2026, 11, 2, 9, 0, tzinfo=MSK)})
+    as_map = from_row(
+        {
+            **{
+                k: getattr(Row, k)
+                for k in (
+                    "id",
+                    "case_id",
+                    "kind",
+                    "staff_id",
+                    "assignee_id",
+                    "status",
+                    "source",
+                    "conversation",
+                    "details",
+                )
+            },
+            "at": datetime(2026, 11, 2, 9, 0, tzinfo=MSK),
+        }
+    )
     assert as_map == ev

@@ -63,7 +63,7 @@ histories = st.tuples(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories)
 def test_incremental_equals_batch(spec: tuple[int, int, float]) -> None:
     """Random histories (reopens, closes, created-closed cases, late rows with earlier times,
@@ -75,9 +75,11 @@ def test_incremental_equals_batch(spec: tuple[int, int, float]) -> None:
     assert_same(state, events, periods(events, random.Random(seed), 8))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(histories, st.floats(0, 1))
-def test_snapshot_mid_stream_then_more_equals_uninterrupted(spec: tuple[int, int, float], where: float) -> None:
+def test_snapshot_mid_stream_then_more_equals_uninterrupted(
+    spec: tuple[int, int, float], where: float
+) -> None:
     """A restart from `to_bytes` in the middle loses nothing; redelivering the events just
     before the snapshot (as a restart would) counts nothing twice."""
     seed, cases, span = spec
@@ -94,9 +96,11 @@ def test_snapshot_mid_stream_then_more_equals_uninterrupted(spec: tuple[int, int
     assert_same(restored, events, periods(events, random.Random(seed), 3))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(histories, st.randoms(use_true_random=False))
-def test_duplicate_delivery_changes_nothing(spec: tuple[int, int, float], rnd: random.Random) -> None:
+def test_duplicate_delivery_changes_nothing(
+    spec: tuple[int, int, float], rnd: random.Random
+) -> None:
     """Events arrive in id order with repeats (at-least-once delivery): repeats are no-ops."""
     seed, cases, span = spec
     events = history(seed, cases, span)
@@ -123,4 +127,6 @@ def test_empty_state_answers_zeros() -> None:
     state = StatsState()
     start, end = from_us(0), from_us(HOUR_US * 24 * 365)
     for report in REPORTS:
-        assert state.report(report, start, end, tz, 60) == batch.compute([], report, start, end, tz, 60)
+        assert state.report(report, start, end, tz, 60) == batch.compute(
+            [], report, start, end, tz, 60
+        )
