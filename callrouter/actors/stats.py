@@ -25,7 +25,10 @@ from callrouter.storage.models import CaseEvent, StatsSnapshot
 log = logging.getLogger("callrouter.stats")
 
 POLL_SECONDS = 0.5
-SAVE_SECONDS = 30.0
+SAVE_SECONDS = 60.0
+# PostgreSQL's bytea stops at 1 GiB; past this a snapshot is not saved and a restart resumes
+# from the last one saved, reading the rest of the log (slower, still exact).
+MAX_SNAPSHOT_BYTES = 512 * 2**20
 READ_BATCH = 20_000
 
 
@@ -84,9 +87,17 @@ class Stats:
 
     async def save(self) -> None:
         state = await self._ready()
-        if state.max_id == self.saved_max:
+        async with self.lock:  # no event is applied while the counters are serialised
+            if state.max_id == self.saved_max:
+                return
+            data, max_id = await asyncio.to_thread(state.to_bytes), state.max_id
+        if len(data) > MAX_SNAPSHOT_BYTES:
+            log.warning(
+                "statistics snapshot of %s MiB not saved (limit %s MiB)",
+                len(data) >> 20,
+                MAX_SNAPSHOT_BYTES >> 20,
+            )
             return
-        data, max_id = state.to_bytes(), state.max_id
         values = {"id": 1, "max_id": max_id, "data": data, "saved_at": datetime.now(UTC)}
         async with self.db.sessions() as session, session.begin():
             insert = pg_insert if not self.db.is_sqlite else sqlite_insert

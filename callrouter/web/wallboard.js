@@ -390,10 +390,11 @@
   }
 
   function niceMax(value) {
-    if (value <= 4) return 4;
-    const step = Math.pow(10, Math.floor(Math.log10(value)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * step >= value) return m * step;
-    return 10 * step;
+    // Four grid steps of 1, 2 or 5 × 10^k: whole numbers on the axis.
+    const rough = Math.max(1, value / 4);
+    const power = Math.pow(10, Math.floor(Math.log10(rough)));
+    const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough);
+    return 4 * step;
   }
 
   function renderChart(byHour, force) {
@@ -428,7 +429,7 @@
       const gy = y(v);
       root.append(svg('line', {class: 'grid', x1: left, x2: width - right, y1: gy, y2: gy}));
       root.append(svg('text', {class: 'axis-label', x: left - 0.5 * fontPx, y: gy + 0.35 * fontPx,
-        'text-anchor': 'end'}, Number.isInteger(v) ? String(v) : v.toFixed(1)));
+        'text-anchor': 'end'}, String(v)));
     }
     for (const h of byHour) {
       const x0 = left + h.hour * slot + (slot - 2 * barW) / 2;

@@ -14,7 +14,7 @@ import os
 import re
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +45,7 @@ UI_TIMEOUT_MS = 10_000
 REQUIRE_SERVICES = os.environ.get("CALLROUTER_REQUIRE_SERVICES") == "1"
 
 try:
-    from playwright.sync_api import Browser, Page, WebSocketRoute, sync_playwright
+    from playwright.sync_api import Browser, Page, Route, WebSocketRoute, sync_playwright
     from playwright.sync_api import expect as ui
 
     _PLAYWRIGHT_ERROR: Exception | None = None
@@ -325,6 +325,13 @@ def _busy_day() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return snapshot, staff
 
 
+def _answer_with(body: Any) -> Callable[[Route], None]:
+    def answer(route: Route) -> None:
+        route.fulfill(json=body)
+
+    return answer
+
+
 def test_busy_day_fits_a_wall_screen(browser: Browser, desk: Desk) -> None:
     """The layout with a busy day's figures (the API answers are stood in for; the page and
     its files come from the service): every figure fits its tile, the staff table shows what
@@ -342,10 +349,7 @@ def test_busy_day_fits_a_wall_screen(browser: Browser, desk: Desk) -> None:
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         for path, body in api.items():
-            page.route(
-                re.compile(rf".*{re.escape(path)}(\?.*)?$"),
-                lambda route, body=body: route.fulfill(json=body),
-            )
+            page.route(re.compile(rf".*{re.escape(path)}(\?.*)?$"), _answer_with(body))
         page.route_web_socket(
             re.compile(r".*/api/v1/wallboard/events.*"),
             lambda ws: ws.send(json.dumps({"type": "wallboard", **snapshot})),
@@ -353,6 +357,9 @@ def test_busy_day_fits_a_wall_screen(browser: Browser, desk: Desk) -> None:
         page.goto("/wallboard?token=stand-in")
         ui(page.get_by_test_id("conn")).to_have_attribute("data-state", "live")
         ui(page.get_by_test_id("answered")).to_have_text(str(snapshot["today"]["answered"]))
+        ui(page.locator("#staff-rows tr").first).not_to_contain_text("Staff #")  # names came
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "wallboard-06-busy-day.png"))
         ui(page.get_by_test_id("service-level")).to_have_text("73%")
         ui(page.get_by_test_id("tile-sl")).to_have_class(re.compile(r"\bfair\b"))
         ui(page.get_by_test_id("tile-wait")).to_have_class(re.compile(r"\balert\b"))
@@ -369,15 +376,17 @@ def test_busy_day_fits_a_wall_screen(browser: Browser, desk: Desk) -> None:
         assert page.locator("#chart rect.bar-missed").count() == sum(
             1 for h in snapshot["by_hour"] if h["missed"]
         )
+        # Nothing cut off: no figure wider than its place, no tile or table taller than its own.
         overflowing = page.evaluate(
-            """() => [...document.querySelectorAll('.value, .staff-count .n, .tile h2, .table-wrap')]
-                .filter((el) => el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1)
-                .map((el) => el.id || el.className)"""
+            """() => [
+                ...[...document.querySelectorAll('.value, .staff-count, .tile h2, .staff-table td')]
+                    .filter((el) => el.scrollWidth > el.clientWidth + 1),
+                ...[...document.querySelectorAll('.tile, .panel, .table-wrap')]
+                    .filter((el) => el.scrollHeight > el.clientHeight + 1),
+            ].map((el) => `${el.tagName}#${el.id}.${el.className}: ${el.textContent.trim()}`)"""
         )
         assert overflowing == [], overflowing
         assert page.evaluate("document.documentElement.scrollHeight") <= WALL["height"]
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "wallboard-06-busy-day.png"))
         assert not errors, errors
     finally:
         context.close()
