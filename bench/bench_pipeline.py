@@ -28,9 +28,9 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generate_traffic import generate, write_jsonl  # noqa: E402
+from generate_traffic import generate, write_jsonl
 
-from callrouter.replay import replay  # noqa: E402
+from callrouter.replay import replay
 
 TOKEN = "bench-admin"
 
