@@ -228,7 +228,7 @@ class ShardHost:
             return []
         before = call.live_view() if call.first_at is not None else None
         effects = call.apply(n, env.received, env.inbox_id)
-        if call.live_view() != before:
+        if call.live_view() != before or n.kind is Kind.CALL_END:  # the end stops the wait too
             out.board.append(self._board_view(call))
         return self._live(call, effects, out)
 
@@ -288,6 +288,7 @@ class ShardHost:
             call.first_received or 0.0,
             frozenset(s for e in ringing if (s := self.staff_of.get(e))),
             frozenset(s for e in talking if (s := self.staff_of.get(e))),
+            ended=call.ended_at is not None,
         )
 
     def _board_finished(self, facts: CallFacts) -> FinishedCall:

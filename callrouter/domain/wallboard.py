@@ -24,6 +24,7 @@ class LiveCall:
     since: float  # wall clock of its first notification: waits are measured from it
     ringing: frozenset[int]  # staff whose phone rings for it
     talking: frozenset[int]  # staff in conversation
+    ended: bool = False  # the call end arrived: no longer waiting, only settling
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +69,12 @@ class Wallboard:
     seq: int = 0
 
     def call_changed(self, call: LiveCall) -> None:
-        """A live call's view changed; a call with nobody ringing or talking may still wait in
-        the PBX's queue (it counts as ringing until it ends)."""
-        self.live[call.call_session_id] = call
+        """A live call's view changed; an incoming call with nobody ringing or talking may still
+        wait in the PBX's queue (it counts as ringing until it ends)."""
+        if call.ended:
+            self.live.pop(call.call_session_id, None)
+        else:
+            self.live[call.call_session_id] = call
         self.seq += 1
 
     def call_finished(self, call: FinishedCall) -> None:
@@ -131,7 +135,9 @@ class Wallboard:
     def snapshot(self, now: float, today: date) -> dict[str, Any]:
         """The R31 wallboard (API.md `GET /api/v1/wallboard`)."""
         self._roll(today)
-        ringing = [c for c in self.live.values() if not c.talking]
+        # Waiting callers: incoming calls nobody talks in yet (a dial-out ringing the staff
+        # member's own phone is not a caller waiting).
+        ringing = [c for c in self.live.values() if not c.talking and c.direction == "in"]
         talking = [c for c in self.live.values() if c.talking]
         in_ringing = {s for c in self.live.values() for s in c.ringing}
         in_talk = {s for c in self.live.values() for s in c.talking}

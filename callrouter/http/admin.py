@@ -94,6 +94,7 @@ async def post_staff(request: web.Request) -> web.Response:
     async with request.app[DB].sessions.begin() as session:
         staff, token = await directory.create_staff(session, full_name, email)
         answer = directory.staff_json(staff) | {"token": token}
+    await request.app[CONTROL].config_changed()  # the wallboard lists every staff member
     return json_response(answer, status=201)
 
 

@@ -138,6 +138,8 @@
     S.token = null;
     S.snapshot = null;
     S.names.clear();
+    S.namesAllowed = true; // the next token may be the admin's
+    S.namesReadAt = -Infinity;
     localStorage.removeItem(TOKEN_KEY);
     if (tokenFromUrl()) {
       const url = new URL(location.href);

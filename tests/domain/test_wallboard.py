@@ -478,11 +478,6 @@ def test_a_real_call_through_the_shard_host() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after the call end the shard reports the call with nobody ringing or talking, "
-    "which the board counts as a caller waiting until the call is finalized (settle window)",
-)
 def test_an_ended_call_is_not_ringing_while_it_settles() -> None:
     events = ub.incoming_answered(CALL, START, PHONE, E_ANNA, 73)
     end = [b["notification_name"] for _, b in events].index(ub.NAMES["call_end"])

@@ -50,6 +50,33 @@ def test_r11_answered_call_staff_did_nothing(desk: Desk) -> None:
     assert call["user_id"] == case["user_id"]
 
 
+def test_r4_flat_layout_and_loose_names(desk: Desk) -> None:
+    """R4: the flat layout (no contact_info / employee_info / call_info nesting) and the six
+    names with extra whitespace and another letter case give the same case as R11."""
+    anna = desk.staff()
+    phone, call_id = desk.new_phone(), desk.new_call_id()
+    events = uis.incoming_answered(
+        call_id, desk.when(), phone, anna.employee_id, talk_seconds=58, flat=True
+    )
+    for i, (_, doc) in enumerate(events):
+        assert "call_info" not in doc and doc["call_session_id"] == call_id
+        name = doc["notification_name"]
+        doc["notification_name"] = f"  {name.upper()} " if i % 2 else f"\t{name.lower()}\n"
+    desk.post_call(events)
+
+    [case] = desk.wait_for_cases(phone, 1)
+    assert case["subject"] == f"Входящий звонок с {phone}"
+    assert case["status"] == "open"
+    assert case["assignee_id"] == anna.id
+    message = desk.only_call_message(case)
+    assert message["author_staff_id"] == anna.id
+    assert message["call"]["outcome"] == "answered"
+    assert message["call"]["talk_seconds"] == 58
+    assert message["call"]["recording_urls"] == [
+        doc["file_link"] for _, doc in events if doc["file_link"] is not None
+    ]
+
+
 def test_r13_transfer_each_staff_gets_own_case(desk: Desk) -> None:
     """R13: a transfer E1 → E2 where nobody acted: E1's case closed, E2's open, each with
     the recording of its own part of the call."""
@@ -116,7 +143,8 @@ def test_r14_outgoing_softphone_staff_did_nothing(desk: Desk) -> None:
 @both_databases
 def test_r15_r2_missed_calls(desk: Desk) -> None:
     """R15: a missed call after ringing E1 then E2 → `Пропущенный звонок с N`, open, missed
-    icon, assigned to E2's staff member, one missed-call message; a hang-up in the voice menu
+    icon, assigned to E2's staff member, one missed-call message (E1 when E2 is not mapped:
+    the last mapped operator offered); a hang-up in the voice menu
     (nobody rung) → the same with no assignee. R2: a call offered only to an operator not
     mapped to staff creates nothing, not even a user."""
     first, second = desk.staff("Иван Петров"), desk.staff("Мария Кузнецова")
@@ -124,9 +152,15 @@ def test_r15_r2_missed_calls(desk: Desk) -> None:
     rung_phone, rung_call = desk.new_phone(), desk.new_call_id()
     menu_phone, menu_call = desk.new_phone(), desk.new_call_id()
     ignored_phone, ignored_call = desk.new_phone(), desk.new_call_id()
+    last_mapped_phone, last_mapped_call = desk.new_phone(), desk.new_call_id()
     desk.post_call(
         uis.incoming_missed(
             rung_call, desk.when(), rung_phone, [first.employee_id, second.employee_id]
+        )
+    )
+    desk.post_call(
+        uis.incoming_missed(
+            last_mapped_call, desk.when(), last_mapped_phone, [first.employee_id, unmapped]
         )
     )
     desk.post_call(uis.voice_menu_hangup(menu_call, desk.when(), menu_phone))
@@ -135,6 +169,7 @@ def test_r15_r2_missed_calls(desk: Desk) -> None:
     for phone, call_id, assignee in (
         (rung_phone, rung_call, second.id),
         (menu_phone, menu_call, None),
+        (last_mapped_phone, last_mapped_call, first.id),  # the last *mapped* one offered
     ):
         [case] = desk.wait_for_cases(phone, 1)
         assert case["subject"] == f"Пропущенный звонок с {phone}"

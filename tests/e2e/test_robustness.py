@@ -103,6 +103,36 @@ def test_r32_out_of_order_gives_the_same_cases(desk: Desk) -> None:
         assert all(m["recordings"] == 1 for c in want for m in c["messages"]), kind
 
 
+def test_r32_late_notifications_after_the_case_change_nothing(desk: Desk) -> None:
+    """R32: the pick-up and the leg end arrive only after the call's case was made (late):
+    the case is already the R11 one (the call end names who talked), and the late bodies are
+    acknowledged and change nothing."""
+    anna = desk.staff()
+    phone, call_id = desk.new_phone(), desk.new_call_id()
+    events = uis.incoming_answered(call_id, desk.when(), phone, anna.employee_id, talk_seconds=71)
+    late_names = ("Поднятие трубки", "Завершение плеча")
+    late = [e for e in events if e[1]["notification_name"] in late_names]
+    assert len(late) == 2
+    desk.post_call([e for e in events if e not in late])
+    [case] = desk.wait_for_cases(phone, 1)
+    desk.wait_finalized(call_id)
+    desk.post_call(late)
+
+    assert case["subject"] == f"Входящий звонок с {phone}"
+    assert case["status"] == "open" and case["assignee_id"] == anna.id
+    message = desk.only_call_message(case)
+    assert message["author_staff_id"] == anna.id
+    assert message["call"]["outcome"] == "answered"
+    assert message["call"]["talk_seconds"] == 71
+    assert message["call"]["recording_urls"] == desk.recording_links(events)
+    # Something posted after the late bodies is decided, so they were handled by now.
+    later_phone = desk.new_phone()
+    desk.post_call(uis.voice_menu_hangup(desk.new_call_id(), desk.when(), later_phone))
+    desk.wait_for_cases(later_phone, 1)
+    assert desk.cases_of(case["user_id"]) == [{k: v for k, v in case.items() if k != "messages"}]
+    assert desk.case(case["id"]) == case
+
+
 def test_r32_silent_call_closed_by_the_sweeper(desk: Desk) -> None:
     """R32: a call whose call end never comes is closed after the silent-call timeout and
     gets its case (leg start and pick-up only, the timeout set to 2 s for this test)."""

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 PICK_UP = "Поднятие трубки"
-CALL_END = "Завершение звонка"
 RECORDING = "Записанный разговор"
 
 
