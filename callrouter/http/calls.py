@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from callrouter.http.auth import require_any, require_staff
 from callrouter.http.cases import case_view
@@ -25,6 +25,7 @@ from callrouter.http.errors import (
 from callrouter.http.keys import ACCOUNT, CLUSTER, DB
 from callrouter.http.render import iso, page
 from callrouter.storage import actions, directory
+from callrouter.storage.directory import paged
 from callrouter.storage.models import Call, CallAction, Message
 
 routes = web.RouteTableDef()
@@ -102,18 +103,13 @@ async def list_calls(request: web.Request) -> web.Response:
         items = [await _render(request, c, None) for c in live[offset : offset + limit]]
         return json_response(page(items, len(live)))
     async with request.app[DB].sessions() as session:
-        done = Call.finalized.is_(True)
-        total = await session.scalar(select(func.count()).select_from(Call).where(done))
-        rows = list(
-            await session.scalars(
-                select(Call)
-                .where(done)
-                .order_by(Call.ended_at.desc(), Call.call_session_id.desc())
-                .limit(limit)
-                .offset(offset)
-            )
+        query = (
+            select(Call)
+            .where(Call.finalized.is_(True))
+            .order_by(Call.ended_at.desc(), Call.call_session_id.desc())
         )
-    return json_response(page([await _render(request, None, r) for r in rows], int(total or 0)))
+        rows, total = await paged(session, query, limit, offset)
+    return json_response(page([await _render(request, None, r) for r in rows], total))
 
 
 @routes.get("/api/v1/calls/{id}")

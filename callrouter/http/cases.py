@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from callrouter.http.auth import require_any
 from callrouter.http.errors import (
@@ -30,6 +30,7 @@ from callrouter.storage.cases import (
     recordings_of_calls,
     set_status,
 )
+from callrouter.storage.directory import paged
 from callrouter.storage.models import Case, Message, Staff
 
 routes = web.RouteTableDef()
@@ -108,9 +109,8 @@ async def list_cases(request: web.Request) -> web.Response:
         query = query.where(Case.channel == request.query["channel"])
     tz = request.app[ACCOUNT].value.tz
     async with request.app[DB].sessions() as session:
-        total = await session.scalar(select(func.count()).select_from(query.subquery()))
-        rows = await session.scalars(
-            query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit).offset(offset)
+        rows, total = await paged(
+            session, query.order_by(Case.created_at.desc(), Case.id.desc()), limit, offset
         )
         items = [case_json(c, tz) for c in rows]
     return json_response(page(items, int(total or 0)))

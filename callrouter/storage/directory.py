@@ -315,7 +315,7 @@ async def list_staff(
     session: AsyncSession, limit: int = 50, offset: int = 0
 ) -> tuple[list[Staff], int]:
     """Staff newest first, and how many there are."""
-    return await _page(session, select(Staff).order_by(Staff.id.desc()), limit, offset)
+    return await paged(session, select(Staff).order_by(Staff.id.desc()), limit, offset)
 
 
 def staff_json(staff: Staff) -> dict[str, Any]:
@@ -341,7 +341,7 @@ async def list_operators(
     session: AsyncSession, limit: int = 50, offset: int = 0
 ) -> tuple[list[Operator], int]:
     """Operators by employee id (they have no creation time), and how many there are."""
-    return await _page(session, select(Operator).order_by(Operator.employee_id), limit, offset)
+    return await paged(session, select(Operator).order_by(Operator.employee_id), limit, offset)
 
 
 def operator_json(operator: Operator) -> dict[str, Any]:
@@ -654,7 +654,7 @@ async def search_users(
     if q and q.strip():
         await _fold_ready(session)
         stmt = stmt.where(_search_condition(session, q.strip()))
-    return await _page(session, stmt, limit, offset)
+    return await paged(session, stmt, limit, offset)
 
 
 async def popup_fields(session: AsyncSession, user: User) -> list[dict[str, Any]]:
@@ -686,15 +686,21 @@ async def list_rejected(
     session: AsyncSession, limit: int = 50, offset: int = 0
 ) -> tuple[list[Rejected], int]:
     """Refused webhook bodies, newest first, and how many there are."""
-    return await _page(session, select(Rejected).order_by(Rejected.id.desc()), limit, offset)
+    return await paged(session, select(Rejected).order_by(Rejected.id.desc()), limit, offset)
 
 
 T = TypeVar("T")
 
 
-async def _page(
+async def paged(
     session: AsyncSession, stmt: Select[T], limit: int, offset: int
 ) -> tuple[list[T], int]:
+    """One page of `stmt` and the total, read by one statement: a count taken separately could
+    disagree with the page while rows are being added."""
+    rows = (
+        await session.execute(stmt.add_columns(func.count().over()).limit(limit).offset(offset))
+    ).all()
+    if rows:
+        return [row[0] for row in rows], int(rows[0][1])
     total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    items = list(await session.scalars(stmt.limit(limit).offset(offset)))
-    return items, total or 0
+    return [], int(total or 0)
