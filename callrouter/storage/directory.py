@@ -702,5 +702,8 @@ async def paged(
     ).all()
     if rows:
         return [row[0] for row in rows], int(rows[0][1])
+    if offset == 0:
+        return [], 0
+    # Past the last page: only the count is left to tell (nothing on the page to disagree).
     total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     return [], int(total or 0)
