@@ -139,7 +139,10 @@ def test_r18_r19_r23c_r17_call_from_missed_case_answered(
     desk.post_call(events[user_pick_up + 1 : recording_at])
 
     done = desk.wait_case(case["id"], lambda c: len(c["messages"]) == 2, "the call's message")
-    assert done["status"] == "waiting"
+    # The whole case on failure: which call the second message records says why.
+    assert done["messages"][1]["call"]["call_session_id"] == call_id, done
+    assert done["messages"][1]["call"]["outcome"] == "answered", done
+    assert done["status"] == "waiting", done
     message = done["messages"][1]
     assert message["kind"] == "call"
     assert message["author_staff_id"] == anna.id
