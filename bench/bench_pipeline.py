@@ -74,7 +74,11 @@ async def drained(url: str, timeout: float) -> tuple[float, dict]:
         while True:
             async with s.get(url + "/api/v1/system") as r:
                 info = await r.json()
-            if info["inbox_pending"] == 0 and info["ingest_queue"] == 0 or time.monotonic() > deadline:
+            if (
+                info["inbox_pending"] == 0
+                and info["ingest_queue"] == 0
+                or time.monotonic() > deadline
+            ):
                 return time.monotonic(), info
             await asyncio.sleep(0.2)
 
@@ -91,6 +95,9 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--no-stats", action="store_true", help="run the service without statistics"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="callrouter-bench-"))
@@ -99,32 +106,62 @@ async def main() -> None:
         count = write_jsonl(generate(args.calls, seed=7, calls_per_second=50.0), out)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "callrouter", "serve", "--port", str(port), "--data-dir", str(work / "data"),
-           "--shards", str(args.shards)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "callrouter",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(work / "data"),
+        "--shards",
+        str(args.shards),
+    ]
     if args.database_url:
         cmd += ["--database-url", args.database_url]
+    if args.no_stats:
+        cmd.append("--no-stats")
     env = {**os.environ, "CALLROUTER_ADMIN_TOKEN": TOKEN, "RAY_AUTH_MODE": "disabled"}
-    service = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(work / "serve.log", "wb"),
-                               start_new_session=True)
+    service = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "serve.log", "wb"),
+        start_new_session=True,
+    )
     try:
         await wait_healthy(url)
         idle_rss = tree_rss_mib(service.pid)
         started = time.monotonic()
-        report = await replay(str(traffic), url, rate=None, concurrency=args.concurrency, admin_token=TOKEN,
-                              progress=False)
+        report = await replay(
+            str(traffic),
+            url,
+            rate=None,
+            concurrency=args.concurrency,
+            admin_token=TOKEN,
+            progress=False,
+        )
         acked = time.monotonic()
         peak_rss = tree_rss_mib(service.pid)
         finished, info = await drained(url, timeout=600)
         cases = await count_cases(url)
-        print(f"calls {args.calls}, notifications {count}, shards {args.shards}, "
-              f"database {'postgresql' if args.database_url else 'sqlite'}")
+        print(
+            f"calls {args.calls}, notifications {count}, shards {args.shards}, "
+            f"database {'postgresql' if args.database_url else 'sqlite'}, "
+            f"statistics {'off' if args.no_stats else 'on'}"
+        )
         for line in report.lines():
             print("  replay:", line)
         print(f"  webhook throughput: {report.sent / (acked - started):,.0f} notifications/s")
-        print(f"  end to end (first post → all effects durable): {report.sent / (finished - started):,.0f} "
-              f"notifications/s, {finished - started:.1f} s; drain after last ack {finished - acked:.1f} s")
+        print(
+            f"  end to end (first post → all effects durable): {report.sent / (finished - started):,.0f} "
+            f"notifications/s, {finished - started:.1f} s; drain after last ack {finished - acked:.1f} s"
+        )
         print(f"  cases created: {cases}; inbox pending at end: {info['inbox_pending']}")
-        print(f"  memory (service process tree RSS): idle {idle_rss:,.0f} MiB, after load {peak_rss:,.0f} MiB")
+        print(
+            f"  memory (service process tree RSS): idle {idle_rss:,.0f} MiB, after load {peak_rss:,.0f} MiB"
+        )
     finally:
         os.killpg(service.pid, signal.SIGINT)
         try:

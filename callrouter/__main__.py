@@ -22,6 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
         redis_url=args.redis_url,
         ray_address=args.ray_address,
         shards=args.shards,
+        statistics=not args.no_stats,
     )
     token, generated = admin_token(settings.data_dir)
     if generated:
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument(
         "--shards", type=int, default=2, help="shard actors hosting the live entities"
+    )
+    serve.add_argument(
+        "--no-stats",
+        action="store_true",
+        help="run without the statistics actor (reports answer 503)",
     )
     serve.set_defaults(run=_serve)
     replay = commands.add_parser(

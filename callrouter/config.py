@@ -19,6 +19,7 @@ class Settings:
     redis_url: str | None = None
     ray_address: str | None = None
     shards: int = 2
+    statistics: bool = True  # off: no statistics actor (benchmarks of their cost)
     prefix: str = "callrouter"  # names of the Ray actors: two services may share a cluster
 
     @property

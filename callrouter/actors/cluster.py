@@ -32,7 +32,9 @@ class Cluster:
         shards: int = 2,
         ray_address: str | None = None,
         prefix: str = "callrouter",
+        statistics: bool = True,
     ) -> None:
+        self.with_statistics = statistics
         self.database_url = database_url
         self.count = shards
         self.ray_address = ray_address
@@ -66,7 +68,7 @@ class Cluster:
         if self.ray_address:
             options["lifetime"] = "detached"
         self.supervisor = Supervisor.options(**options).remote(  # type: ignore[attr-defined]  # ray.remote hides it from mypy
-            self.count, self.database_url, self.prefix
+            self.count, self.database_url, self.prefix, self.with_statistics
         )
         self.shards = await self.supervisor.shards_ready.remote()
         self.board = await self.supervisor.wallboard.remote()
@@ -143,7 +145,10 @@ class Cluster:
         result: dict[str, Any] = await self.board.poll.remote(after, timeout)
         return result
 
-    async def report(self, name: str, start: Any, end: Any) -> dict[str, Any]:
+    async def report(self, name: str, start: Any, end: Any) -> dict[str, Any] | None:
+        """The report, or None when the service runs without statistics."""
+        if self.statistics is None:
+            return None
         result: dict[str, Any] = await self.statistics.report.remote(name, start, end)
         return result
 
@@ -166,7 +171,8 @@ class Cluster:
 
     async def stop(self) -> None:
         try:  # the counters' snapshot, so the next start resumes without re-reading the log
-            await asyncio.wait_for(self.statistics.stop.remote(), 10)
+            if self.statistics is not None:
+                await asyncio.wait_for(self.statistics.stop.remote(), 10)
         except Exception:
             log.exception("saving the statistics snapshot failed")
         for task in self.tasks:

@@ -302,12 +302,17 @@ class Shard:
 class Supervisor:
     """Creates the named shard actors once and hands them out to every frontend."""
 
-    def __init__(self, count: int, database_url: str, namespace_prefix: str) -> None:
+    def __init__(
+        self, count: int, database_url: str, namespace_prefix: str, statistics: bool = True
+    ) -> None:
         self.board = Board.options(name=f"{namespace_prefix}-board", get_if_exists=True).remote(  # type: ignore[attr-defined]  # ray.remote hides it from mypy
             database_url
         )
-        self.stats = Stats.options(name=f"{namespace_prefix}-stats", get_if_exists=True).remote(  # type: ignore[attr-defined]  # ray.remote hides it from mypy
-            database_url
+        # Without statistics (`serve --no-stats`) nothing tails the history log.
+        self.stats = (
+            Stats.options(name=f"{namespace_prefix}-stats", get_if_exists=True).remote(database_url)  # type: ignore[attr-defined]
+            if statistics
+            else None
         )
         self.shards = [
             Shard.options(name=shard_name(namespace_prefix, i), get_if_exists=True).remote(  # type: ignore[attr-defined]  # ray.remote hides it from mypy

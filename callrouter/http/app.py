@@ -82,6 +82,7 @@ def _resources(settings: Settings):  # type: ignore[no-untyped-def]
             shards=settings.shards,
             ray_address=settings.ray_address,
             prefix=settings.prefix,
+            statistics=settings.statistics,
         )
         cluster.connect()
         fanout: Fanout = (

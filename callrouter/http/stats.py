@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from aiohttp import web
 
 from callrouter.http.auth import require_any
-from callrouter.http.errors import json_response, not_found, unprocessable
+from callrouter.http.errors import ApiError, json_response, not_found, unprocessable
 from callrouter.http.keys import ACCOUNT, CLUSTER
 from callrouter.stats.figures import REPORTS
 
@@ -45,4 +45,12 @@ async def report(request: web.Request) -> web.Response:
         raise unprocessable(
             "invalid_period", "`to` must be after `from` (the period is [from, to))."
         )
-    return json_response(await request.app[CLUSTER].report(name, start, end))
+    answer = await request.app[CLUSTER].report(name, start, end)
+    if answer is None:
+        raise ApiError(
+            503,
+            "statistics_disabled",
+            "This service runs without statistics (--no-stats).",
+            headers={"Retry-After": "3600"},
+        )
+    return json_response(answer)
