@@ -602,7 +602,7 @@
       if (v.status) params.set('status', v.status);
       const data = await api('GET', `/api/v1/cases?${params}`);
       if (S.view !== v) return;
-      v.body.replaceChildren(casesTable(data.items), pager(v, data.total));
+      v.body.replaceChildren(...[casesTable(data.items), pager(v, data.total)].filter(Boolean));  // the DOM would print a null
     } catch (err) {
       if (S.view === v) v.body.replaceChildren(errorBox(err));
     } finally {

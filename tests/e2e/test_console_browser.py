@@ -362,6 +362,7 @@ def test_unknown_caller_case_from_the_call(page: Page, console_desk: Desk) -> No
     sign_in(page, anna)
     shot(page, "01-signed-in")
     ui(page.locator("#conn-text")).to_have_text("Live")
+    ui(page.locator("#view")).not_to_contain_text("null")  # nothing unrendered leaks to the page
 
     phone = desk.new_phone()
     call = answered_incoming_start(desk, anna, phone)
