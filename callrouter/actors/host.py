@@ -15,7 +15,6 @@ from typing import Any
 
 from callrouter.domain.agent import AgentState
 from callrouter.domain.call import (
-    Answered,
     CallFacts,
     CallState,
     Finished,
@@ -28,7 +27,14 @@ from callrouter.domain.notifications import Kind, Notification
 from callrouter.domain.phones import normalize_phone
 from callrouter.domain.wallboard import FinishedCall, LiveCall, finished_call
 
-RETAIN_SECONDS = 120.0  # a finished call lingers this long to absorb late notifications
+RETAIN_SECONDS = 120.0
+# (offered?, started through the Call API?) → the live event's type (API.md "Live events").
+LIVE_KINDS = {
+    (True, False): "call.ringing",
+    (True, True): "call.dialing",
+    (False, False): "call.answered",
+    (False, True): "call.connected",
+}  # a finished call lingers this long to absorb late notifications
 
 
 # -- envelopes: messages between entities ------------------------------------------------------
@@ -251,21 +257,12 @@ class ShardHost:
             staff_id = self.staff_of.get(effect.employee_id)
             if staff_id is None:
                 continue
-            if isinstance(effect, Offered):
-                kind = "call.dialing" if call.is_dial else "call.ringing"
-                event = {
-                    "type": kind,
-                    "call_session_id": effect.call_session_id,
-                    "direction": effect.direction,
-                    "phone": effect.phone,
-                    "external_id": call.external_id,
-                }
-                produced.append(ToAgent(staff_id, "offered", effect.call_session_id, event))
-            elif isinstance(effect, OfferEnded):
+            if isinstance(effect, OfferEnded):
                 event = {"type": "call.offer_ended", "call_session_id": effect.call_session_id}
                 produced.append(ToAgent(staff_id, "offer_ended", effect.call_session_id))
-            elif isinstance(effect, Answered):
-                kind = "call.connected" if call.is_dial else "call.answered"
+            else:  # Offered or Answered; a Call API call shows as dialing, then connected
+                offered = isinstance(effect, Offered)
+                kind = LIVE_KINDS[(offered, call.is_dial)]
                 event = {
                     "type": kind,
                     "call_session_id": effect.call_session_id,
@@ -273,7 +270,8 @@ class ShardHost:
                     "phone": effect.phone,
                     "external_id": call.external_id,
                 }
-                produced.append(ToAgent(staff_id, "answered", effect.call_session_id, event))
+                change = "offered" if offered else "answered"
+                produced.append(ToAgent(staff_id, change, effect.call_session_id, event))
             if out is not None:
                 out.jobs.append(Live(staff_id, event))
         return produced
