@@ -101,7 +101,7 @@ class Shard:
         """(Re)load the operator map and the silent-call timeout."""
         async with self.db.sessions() as session:
             account = await directory.load_account(session)
-            staff_of = await call_store.operator_map(session)
+            staff_of = await directory.operator_map(session)
         self.tz = account.tz
         self.host.configure(staff_of, float(account.silent_call_timeout_seconds))
 

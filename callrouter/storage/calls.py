@@ -44,7 +44,6 @@ from callrouter.storage.models import (
     Case,
     InboxEntry,
     Message,
-    Operator,
     Recording,
 )
 from callrouter.storage.models import (
@@ -89,13 +88,6 @@ async def lock_caller(session: AsyncSession, phone: str | None) -> None:
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(key.encode())}
         )
-
-
-async def operator_map(session: AsyncSession) -> dict[int, int]:
-    rows = await session.execute(
-        select(Operator.employee_id, Operator.staff_id).where(Operator.staff_id.is_not(None))
-    )
-    return {e: s for e, s in rows.tuples() if s is not None}
 
 
 async def groupable_missed_case(session: AsyncSession, user_id: int) -> int | None:
@@ -146,7 +138,7 @@ async def _inputs(
     if dial_row is None:
         dial_row = await session.scalar(select(DialRow).where(DialRow.call_session_id == cid))
     dial = Dial(dial_row.case_id, dial_row.staff_id) if dial_row else None
-    return await operator_map(session), actions, drafts, dial
+    return await directory.operator_map(session), actions, drafts, dial
 
 
 async def finalize_call(session: AsyncSession, facts: CallFacts) -> Finalized | None:
