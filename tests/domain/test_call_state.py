@@ -59,7 +59,7 @@ def test_r11_incoming_answered_typical_order() -> None:
         [],
     ]
     done = finish(state)
-    (leg_start,), (answer,), (leg_end,) = (
+    (_one_leg_start,), (answer,), (leg_end,) = (
         times(events, k) for k in ("leg_start", "answer", "leg_end")
     )
     (call_end,) = times(events, "call_end")
