@@ -704,3 +704,42 @@ def desk(request: pytest.FixtureRequest) -> Desk:
     assert backend in ("sqlite", "postgresql"), backend
     result: Desk = request.getfixturevalue("pg_desk" if backend == "postgresql" else "shared_desk")
     return result
+
+
+# --- the browser (Debian's chromium, driven by Playwright) ----------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+# As root, on a machine with no network but the package registries: no sandbox, no GPU, no
+# background connections Chromium would retry for ever.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian chromium for a module's page tests; skipped (failed when services are
+    required) without Playwright or chromium — `playwright install` cannot download here."""
+    reason = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - the dev extra installs it
+        reason = f"the playwright package is missing: {exc}"
+    if reason is None and not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    if reason:
+        if REQUIRE_SERVICES:
+            pytest.fail(reason + " (CALLROUTER_REQUIRE_SERVICES=1)")
+        pytest.skip(reason)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -9,7 +9,6 @@ Screenshots of every key step land in `test-artifacts/`.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import threading
 import time
@@ -33,54 +32,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_TZ = ZoneInfo("Europe/Moscow")  # the default account time zone (API.md settings)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 ARTIFACTS = ROOT / "test-artifacts"
 UI_TIMEOUT_MS = 15_000  # live events arrive in well under a second; cases ~2 s after the end
-REQUIRE_SERVICES = os.environ.get("CALLROUTER_REQUIRE_SERVICES") == "1"
 FAKE_UIS_KEY = "fake-uis-console-key"
 
-try:
-    from playwright.sync_api import Browser, Page, sync_playwright
+try:  # the `browser` fixture (e2e conftest) skips when Playwright is missing
+    from playwright.sync_api import Browser, Page
     from playwright.sync_api import expect as ui
-
-    _PLAYWRIGHT_ERROR: Exception | None = None
-except ImportError as exc:  # pragma: no cover - the dev extra installs it
-    _PLAYWRIGHT_ERROR = exc
-
-
-def _require_browser() -> None:
-    reason = None
-    if _PLAYWRIGHT_ERROR is not None:
-        reason = f"the playwright package is missing: {_PLAYWRIGHT_ERROR}"
-    elif not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (apt-get install -y chromium)"
-    if reason:
-        if REQUIRE_SERVICES:
-            pytest.fail(reason + " (CALLROUTER_REQUIRE_SERVICES=1)")
-        pytest.skip(reason)
+except ImportError:  # pragma: no cover - the dev extra installs it
+    pass
 
 
 # --- fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    _require_browser()
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _e2e_conftest(request: pytest.FixtureRequest) -> Any:

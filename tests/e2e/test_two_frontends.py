@@ -60,8 +60,13 @@ def frontends(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     made = []
     try:
         for name in ("a", "b"):
-            svc = e2e.ServiceProcess(root / name, admin_token=token, database_url=url, name=f"frontend-{name}",
-                                     extra_args=("--redis-url", REDIS_URL))
+            svc = e2e.ServiceProcess(
+                root / name,
+                admin_token=token,
+                database_url=url,
+                name=f"frontend-{name}",
+                extra_args=("--redis-url", REDIS_URL),
+            )
             svc.start()
             made.append(svc)
             svc.wait_ready()  # one after the other: the first creates the tables
@@ -94,9 +99,10 @@ async def test_a_popup_reaches_the_staff_member_on_the_other_frontend(frontends:
     phone, call_id = desk.new_phone(), desk.new_call_id()
     async with aiohttp.ClientSession() as session:
         ws_url = b.base_url.replace("http", "ws") + "/api/v1/events?token="
-        async with session.ws_connect(ws_url + anna.token) as anna_ws, session.ws_connect(
-            ws_url + boris.token
-        ) as boris_ws:
+        async with (
+            session.ws_connect(ws_url + anna.token) as anna_ws,
+            session.ws_connect(ws_url + boris.token) as boris_ws,
+        ):
             await asyncio.sleep(0.5)
             events = ub.incoming_answered(call_id, desk.when(), phone, anna.employee_id)
             await asyncio.to_thread(desk.post_call, events[:1])  # the leg out: Anna's phone rings

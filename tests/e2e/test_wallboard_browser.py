@@ -10,7 +10,6 @@ read as "what it was before, plus this call".
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import urllib.parse
@@ -32,50 +31,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 MSK = ZoneInfo("Europe/Moscow")  # the default account time zone: notification_time is local
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 WALL = {"width": 1920, "height": 1080}
 UI_TIMEOUT_MS = 10_000
-REQUIRE_SERVICES = os.environ.get("CALLROUTER_REQUIRE_SERVICES") == "1"
 
-try:
-    from playwright.sync_api import Browser, Page, Route, WebSocketRoute, sync_playwright
+try:  # the `browser` fixture (e2e conftest) skips when Playwright is missing
+    from playwright.sync_api import Browser, Page, Route, WebSocketRoute
     from playwright.sync_api import expect as ui
-
-    _PLAYWRIGHT_ERROR: Exception | None = None
-except ImportError as exc:  # pragma: no cover - the dev extra installs it
-    _PLAYWRIGHT_ERROR = exc
-
-
-def _require_browser() -> None:
-    reason = None
-    if _PLAYWRIGHT_ERROR is not None:
-        reason = f"the playwright package is missing: {_PLAYWRIGHT_ERROR}"
-    elif not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (apt-get install -y chromium)"
-    if reason:
-        if REQUIRE_SERVICES:
-            pytest.fail(reason + " (CALLROUTER_REQUIRE_SERVICES=1)")
-        pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    _require_browser()
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+except ImportError:  # pragma: no cover - the dev extra installs it
+    pass
 
 
 class Wall:
