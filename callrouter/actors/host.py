@@ -246,7 +246,7 @@ class ShardHost:
         for effect in effects:
             if isinstance(effect, Finished):
                 if out is not None:
-                    out.board.append(self._board_finished(effect.facts))
+                    out.board.append(finished_call(effect.facts, self.staff_of))
                 staff = tuple(
                     dict.fromkeys(s for e in effect.employee_ids if (s := self.staff_of.get(e)))
                 )
@@ -288,9 +288,6 @@ class ShardHost:
             frozenset(s for e in talking if (s := self.staff_of.get(e))),
             ended=call.ended_at is not None,
         )
-
-    def _board_finished(self, facts: CallFacts) -> FinishedCall:
-        return finished_call(facts, self.staff_of)
 
     # -- reads --------------------------------------------------------------------------
 

@@ -135,9 +135,9 @@ class CallState:
             self.seen.add(inbox_id)
         if self.finished:
             return []
-        before = self._live_view()
+        before = self.live_view()
         self._merge(n, received)
-        return self._live_changes(before, self._live_view())
+        return self._live_changes(before, self.live_view())
 
     def deadline(self, silent_timeout: float) -> float:
         """When `on_timer` next has something to do (wall clock seconds)."""
@@ -306,10 +306,6 @@ class CallState:
 
     def live_view(self) -> tuple[frozenset[int], frozenset[int]]:
         """(employees whose phone rings for this call, employees talking in it)."""
-        return self._live_view()
-
-    def _live_view(self) -> tuple[frozenset[int], frozenset[int]]:
-        """(employees whose phone rings for this call, employees talking in it)."""
         if self.ended_at is not None:
             return frozenset(), frozenset()
         ringing: set[int] = set()
@@ -358,7 +354,7 @@ class CallState:
 
     def snapshot(self) -> dict[str, object]:
         """What `GET /api/v1/calls/{id}` shows of a live call (times left to the caller)."""
-        ringing, talking = self._live_view()
+        ringing, talking = self.live_view()
         answered = [leg.answered_at for leg in self.legs.values() if leg.answered_at]
         state = "ended" if self.ended_at or self.finished else "talking" if talking else "ringing"
         return {

@@ -315,12 +315,6 @@ async def mark_done(
         )
 
 
-async def is_finalized(session: AsyncSession, call_session_id: int) -> bool:
-    return bool(
-        await session.scalar(select(Call.finalized).where(Call.call_session_id == call_session_id))
-    )
-
-
 async def pending_inbox(
     session: AsyncSession, after_id: int = 0, limit: int = 5000
 ) -> list[InboxEntry]:

@@ -10,7 +10,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -129,8 +128,3 @@ async def reject(
                 size=size,
             )
         )
-
-
-async def inbox_size(db: Database) -> int:
-    async with db.sessions() as session:
-        return len((await session.scalars(select(InboxEntry.id))).all())
