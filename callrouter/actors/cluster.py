@@ -1,8 +1,10 @@
-"""The frontend's typed facade over the shard actors (the only module `http/` uses for Ray).
+"""The frontend's typed facade over the actors (the only module `http/` uses for Ray).
 
-Notifications are sent to shards in batches — one `deliver` call in flight per shard, whatever
-piled up meanwhile goes in the next — never one Ray call per notification (a Ray call costs
-~1 ms of CPU here). Live events are long-polled from every shard and handed to a callback.
+Webhook bodies go to the writer in batches — whatever waits at one moment, a couple of calls
+in flight — never one Ray call per notification (a Ray call costs ~1 ms of CPU here). Every
+write of the frontends is a unit of work the writer runs (`run`), so SQLite has one writing
+process. Live events are long-polled from every shard and from the writer and handed to a
+callback.
 """
 
 from __future__ import annotations
@@ -11,17 +13,39 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import ray
 
-from callrouter.actors.host import Envelope, Inbound, entity_key, shard_of
+from callrouter.actors.host import shard_of
 from callrouter.actors.shard import Supervisor
+from callrouter.domain.notifications import Notification
+from callrouter.storage import directory
+from callrouter.storage.inbox import Failure
 
 log = logging.getLogger("callrouter.cluster")
 
 MAX_BATCH = 2000
+IN_FLIGHT = 2
+# Past this the webhooks answer 503 and UIS sends again (a repeat is recognised): a call to a
+# writer that died mid-call must not hold the ingest slots forever.
+INGEST_TIMEOUT = 30.0
 EventSink = Callable[[int, dict[str, Any]], Awaitable[None]]
+Body = tuple[bytes, Notification, datetime]
+
+_ERRORS: dict[str, type[directory.DirectoryError]] = {
+    cls.__name__: cls
+    for cls in (directory.InvalidError, directory.NotFoundError, directory.ConflictError)
+}
+
+
+def unwrap(answer: tuple[Any, ...]) -> Any:
+    """The result of a unit of work the writer ran, or the `DirectoryError` it raised."""
+    if answer[0] == "ok":
+        return answer[1]
+    _, kind, code, message = answer
+    raise _ERRORS.get(kind, directory.DirectoryError)(code, message)
 
 
 class Cluster:
@@ -40,8 +64,9 @@ class Cluster:
         self.ray_address = ray_address
         self.prefix = prefix
         self.shards: list[Any] = []
-        self.pending: list[list[Envelope]] = []
-        self.wakeups: list[asyncio.Event] = []
+        self.queue: list[tuple[Body, asyncio.Future[int | None]]] = []
+        self.wakeup = asyncio.Event()
+        self.slots = asyncio.Semaphore(IN_FLIGHT)
         self.tasks: list[asyncio.Task[None]] = []
         self.started_ray = False
 
@@ -49,6 +74,9 @@ class Cluster:
         """Join (or start) Ray; blocking, so call it before serving."""
         if not ray.is_initialized():
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local run needs no token file
+            # Ray runs its workers at nice 15 by default: the writer and the shards are the
+            # service itself, not background work, so they get the frontend's priority.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             if self.ray_address:
                 ray.init(address=self.ray_address, namespace=self.prefix, log_to_driver=False)
             else:
@@ -61,7 +89,7 @@ class Cluster:
             self.started_ray = True
 
     async def start(self, on_event: EventSink | None = None) -> None:
-        """Get the shards from the named supervisor (created by the first frontend)."""
+        """Get the actors from the named supervisor (created by the first frontend)."""
         # The handle is kept: an actor whose owner drops every reference is destroyed, shards
         # and all. On a shared cluster the supervisor outlives any one frontend.
         options: dict[str, Any] = {"name": f"{self.prefix}-supervisor", "get_if_exists": True}
@@ -71,48 +99,84 @@ class Cluster:
             self.count, self.database_url, self.prefix, self.with_statistics
         )
         self.shards = await self.supervisor.shards_ready.remote()
-        self.board = await self.supervisor.wallboard.remote()
-        self.statistics = await self.supervisor.statistics.remote()
+        handles = await self.supervisor.handles.remote()
+        self.writer, self.board, self.statistics = (
+            handles["writer"],
+            handles["board"],
+            handles["stats"],
+        )
         self.count = len(self.shards)
-        self.pending = [[] for _ in self.shards]
-        self.wakeups = [asyncio.Event() for _ in self.shards]
-        self.tasks = [asyncio.create_task(self._sender(i)) for i in range(self.count)]
+        self.tasks = [asyncio.create_task(self._sender())]
         if on_event is not None:
-            self.tasks += [asyncio.create_task(self._pump(i, on_event)) for i in range(self.count)]
+            self.tasks.append(asyncio.create_task(self._pump(self.writer, on_event)))
 
-    def submit(self, envelopes: list[Inbound]) -> None:
-        """Queue stored notifications for their call entities; returns at once."""
-        for env in envelopes:
-            i = shard_of(entity_key(env), self.count)
-            self.pending[i].append(env)
-            self.wakeups[i].set()
+    # -- writes ---------------------------------------------------------------------------
 
-    async def _sender(self, i: int) -> None:
+    @property
+    def depth(self) -> int:
+        """Bodies waiting to be sent to the writer."""
+        return len(self.queue)
+
+    async def ingest(self, body: Body) -> int | None:
+        """Store one webhook body durably (with every other body waiting now); its inbox id,
+        or None for a repeated body."""
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self.queue.append((body, future))
+        self.wakeup.set()
+        return await future
+
+    async def _sender(self) -> None:
         while True:
-            await self.wakeups[i].wait()
-            self.wakeups[i].clear()
-            while self.pending[i]:
-                batch, self.pending[i] = self.pending[i][:MAX_BATCH], self.pending[i][MAX_BATCH:]
-                try:
-                    await self.shards[i].deliver.remote(batch)
-                except Exception:
-                    # Stored already: the shard re-applies undone notifications when it restarts.
-                    log.exception("delivery to shard %s failed", i)
-                    await asyncio.sleep(0.5)
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while self.queue:
+                await self.slots.acquire()
+                batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
+                asyncio.create_task(self._send(batch))
 
-    async def _pump(self, i: int, on_event: EventSink) -> None:
-        seq = await self.shards[i].poll_events.remote(1 << 62, 0)
-        cursor = seq[0]
+    async def _send(self, batch: list[tuple[Body, asyncio.Future[int | None]]]) -> None:
+        try:
+            call = self.writer.ingest.remote([body for body, _ in batch])
+            ids = await asyncio.wait_for(call, INGEST_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - the webhooks answer 503; UIS sends again
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for (_, future), inbox_id in zip(batch, ids, strict=True):
+                if not future.done():
+                    future.set_result(inbox_id)
+        finally:
+            self.slots.release()
+
+    async def keep(self, item: dict[str, Any] | Failure) -> None:
+        """Keep a rejected body (R33) or a body the parser failed on (the quarantine)."""
+        await self.writer.keep.remote(item)
+
+    async def run(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Run `fn(session, *args)` in the writer, in a transaction of its own."""
+        return unwrap(await self.writer.run.remote(fn, *args))
+
+    async def retry(self, entry_id: int | None) -> int:
+        result: int = await self.writer.retry.remote(entry_id)
+        return result
+
+    # -- live events ----------------------------------------------------------------------
+
+    async def _pump(self, source: Any, on_event: EventSink) -> None:
+        epoch, cursor = 0, 0
         while True:
             try:
-                cursor, events = await self.shards[i].poll_events.remote(cursor, 5.0)
+                epoch, cursor, events = await source.poll_events.remote(epoch, cursor, 5.0)
                 for staff_id, event in events:
                     await on_event(staff_id, event)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("live events from shard %s failed", i)
+                log.exception("live events failed; polling again")
                 await asyncio.sleep(0.5)
+
+    # -- reads ----------------------------------------------------------------------------
 
     def _shard_for_call(self, call_session_id: int) -> Any:
         return self.shards[shard_of(f"call:{call_session_id}", self.count)]
@@ -134,7 +198,9 @@ class Cluster:
 
     async def config_changed(self) -> None:
         await asyncio.gather(
-            *(s.configure.remote() for s in self.shards), self.board.configure.remote()
+            *(s.configure.remote() for s in self.shards),
+            self.board.configure.remote(),
+            self.writer.configure.remote(),
         )
 
     async def wallboard(self) -> dict[str, Any]:
@@ -156,18 +222,23 @@ class Cluster:
         await self.board.set_online.remote(frontend, staff_ids)
 
     async def settled(self, timeout: float = 30.0) -> bool:
-        """True once nothing is queued here or in any shard (tests, benchmarks)."""
+        """True once nothing is queued here, in the writer or in any shard (tests, benchmarks)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            quiet = not any(self.pending)
-            if quiet and all(await asyncio.gather(*(s.idle.remote() for s in self.shards))):
+            checks = [self.writer.idle.remote(), *(s.idle.remote() for s in self.shards)]
+            if not self.queue and all(await asyncio.gather(*checks)):
                 return True
             await asyncio.sleep(0.05)
         return False
 
-    async def stats(self) -> list[dict[str, int]]:
-        return list(await asyncio.gather(*(s.stats.remote() for s in self.shards)))
+    async def stats(self) -> dict[str, Any]:
+        shards = await asyncio.gather(*(s.stats.remote() for s in self.shards))
+        writer = await self.writer.status.remote()
+        statistics = None
+        if self.statistics is not None:
+            statistics = await self.statistics.status.remote()
+        return {"shards": list(shards), "writer": writer, "statistics": statistics}
 
     async def stop(self) -> None:
         try:  # the counters' snapshot, so the next start resumes without re-reading the log

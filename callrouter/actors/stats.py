@@ -1,31 +1,34 @@
-"""The statistics actor (R25–R30): tails the case history log as it is written into the
-incremental counters, answers reports from them, and saves a snapshot (counters + last id) so a
-restart resumes exactly where it stopped."""
+"""The statistics actor (R25–R30): fed by the writer with each batch's history as it commits,
+it keeps the incremental counters, answers reports from them, and saves a snapshot (counters +
+the last history id they include) so a restart resumes exactly where it stopped.
+
+Exactly once: history ids rise in commit order (one writer), every feed says the highest id
+committed before it, and the counters ignore ids they hold already. A feed that finds the
+counters behind it (this actor restarted, a feed was lost) reads the log up to there first.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+import traceback
 from datetime import UTC, datetime
 from typing import Any
 
 import ray
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from callrouter.stats.counters import StatsState
-from callrouter.stats.history import from_row
-from callrouter.stats.tail import Tail
+from callrouter.stats.history import HistoryEvent, from_row
 from callrouter.storage import directory
 from callrouter.storage.engine import Database
 from callrouter.storage.models import CaseEvent, StatsSnapshot
+from callrouter.storage.snapshots import save_snapshot
 
 log = logging.getLogger("callrouter.stats")
 
-POLL_SECONDS = 0.5
-SAVE_SECONDS = 60.0
+SAVE_SECONDS = 300.0  # a restart reads the log written since; saving stalls the writer a bit
 # PostgreSQL's bytea stops at 1 GiB; past this a snapshot is not saved and a restart resumes
 # from the last one saved, reading the rest of the log (slower, still exact).
 MAX_SNAPSHOT_BYTES = 512 * 2**20
@@ -34,56 +37,74 @@ READ_BATCH = 20_000
 
 @ray.remote(num_cpus=0, max_restarts=-1)
 class Stats:
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, prefix: str) -> None:
+        self.prefix = prefix
         self.db = Database(database_url)
         self.state: StatsState | None = None
-        self.tail = Tail()
         self.lock = asyncio.Lock()
         self.saved_max = -1
+        self.failed: list[str] = []  # events the counters could not take (their error)
         self.task: asyncio.Task[None] | None = None
 
     async def _ready(self) -> StatsState:
         if self.state is None:
             async with self.lock:
                 if self.state is None:
+                    state = StatsState()
                     async with self.db.sessions() as session:
                         row = await session.get(StatsSnapshot, 1)
-                    self.state = StatsState.from_bytes(row.data) if row else StatsState()
-                    self.tail = Tail(next_id=self.state.max_id + 1)
-                    self.saved_max = self.state.max_id
-                    self.task = asyncio.create_task(self._loop())
+                    if row is not None:
+                        try:
+                            state = StatsState.from_bytes(row.data)
+                        except ValueError:
+                            log.warning("statistics snapshot unreadable: rebuilding from the log")
+                    self.state = state
+                    self.saved_max = state.max_id
+                    await self._read_log(state, None)
+                    self.task = asyncio.create_task(self._saver())
         return self.state
 
-    async def _loop(self) -> None:
-        last_save = time.monotonic()
+    async def _read_log(self, state: StatsState, until: int | None) -> int:
+        """Apply the log after what the counters hold, up to `until` (all when None)."""
+        applied = 0
         while True:
-            await asyncio.sleep(POLL_SECONDS)
-            try:
-                await self.catch_up()
-                if time.monotonic() - last_save > SAVE_SECONDS:
-                    await self.save()
-                    last_save = time.monotonic()
-            except Exception:
-                log.exception("statistics tail failed")
+            query = select(CaseEvent).where(CaseEvent.id > state.max_id)
+            if until is not None:
+                query = query.where(CaseEvent.id <= until)
+            async with self.db.sessions() as session:
+                rows = await session.scalars(query.order_by(CaseEvent.id).limit(READ_BATCH))
+                events = [from_row(r) for r in rows]
+            applied += self._apply(state, events)
+            if len(events) < READ_BATCH:
+                return applied
 
-    async def catch_up(self) -> int:
-        """Apply what was written since the last look; returns how many events."""
+    def _apply(self, state: StatsState, events: list[HistoryEvent]) -> int:
+        applied = 0
+        for ev in events:
+            try:
+                applied += state.apply(ev)
+            except Exception:  # noqa: BLE001 - one event's failure costs only that event
+                state.max_id = max(state.max_id, ev.id)
+                error = f"history {ev.id} (case {ev.case_id}): {traceback.format_exc(limit=6)}"
+                log.error("statistics skipped %s", error)
+                self.failed.append(error)
+        return applied
+
+    async def feed(self, before: int, events: list[HistoryEvent]) -> int:
+        """History just committed, in id order; `before`: the highest id committed earlier."""
         state = await self._ready()
         async with self.lock:
-            applied = 0
-            while True:
-                async with self.db.sessions() as session:
-                    rows = await session.scalars(
-                        select(CaseEvent)
-                        .where(CaseEvent.id >= self.tail.next_id)
-                        .order_by(CaseEvent.id)
-                        .limit(READ_BATCH)
-                    )
-                    events = [from_row(r) for r in rows]
-                ready = self.tail.take(events, time.monotonic())
-                applied += state.apply_all(ready)
-                if len(ready) < READ_BATCH:
-                    return applied
+            if state.max_id < before:
+                await self._read_log(state, before)
+            return self._apply(state, events)
+
+    async def _saver(self) -> None:
+        while True:
+            await asyncio.sleep(SAVE_SECONDS)
+            try:
+                await self.save()
+            except Exception:
+                log.exception("saving the statistics snapshot failed")
 
     async def save(self) -> None:
         state = await self._ready()
@@ -98,23 +119,31 @@ class Stats:
                 MAX_SNAPSHOT_BYTES >> 20,
             )
             return
-        values = {"id": 1, "max_id": max_id, "data": data, "saved_at": datetime.now(UTC)}
-        async with self.db.sessions() as session, session.begin():
-            insert = pg_insert if not self.db.is_sqlite else sqlite_insert
-            await session.execute(
-                insert(StatsSnapshot)
-                .values(**values)
-                .on_conflict_do_update(index_elements=["id"], set_=values)
-            )
+        # Through the writer: the one process that writes the database.
+        writer = ray.get_actor(f"{self.prefix}-writer")
+        await writer.run.remote(save_snapshot, max_id, data, datetime.now(UTC))
         self.saved_max = max_id
 
     async def report(self, name: str, start: datetime, end: datetime) -> dict[str, Any]:
         """A report over [start, end), including everything committed before the call."""
         state = await self._ready()
-        await self.catch_up()
+        async with self.lock:
+            await self._read_log(state, None)  # a feed may still be on its way
         async with self.db.sessions() as session:
             account = await directory.load_account(session)
-        return state.report(name, start, end, account.tz, account.close_sla_seconds)
+        started = time.perf_counter()
+        answer = state.report(name, start, end, account.tz, account.close_sla_seconds)
+        if (spent := time.perf_counter() - started) > 0.2:
+            log.warning("statistics report %s took %.0f ms", name, spent * 1000)
+        return answer
+
+    async def status(self) -> dict[str, Any]:
+        state = await self._ready()
+        return {
+            "max_id": state.max_id,
+            "failed": len(self.failed),
+            "last_failure": (self.failed[-1] if self.failed else None),
+        }
 
     async def stop(self) -> None:
         await self.save()

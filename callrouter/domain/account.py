@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 from zoneinfo import ZoneInfo
 
 DEFAULT_CALL_API_URL = "https://callapi.uiscom.ru/v4.0"
+
+# The accepted range of each number setting, in seconds: what a contact centre can mean.
+SETTING_RANGES: Final = {
+    "close_sla_seconds": (1, 10 * 366 * 86400),
+    "service_level_seconds": (1, 3600),
+    # Shorter than a minute would end calls that merely wait in a queue without news.
+    "silent_call_timeout_seconds": (60, 7 * 86400),
+    "lateness_seconds": (1, 3600),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +34,9 @@ class Account:
     close_sla_seconds: int = 86400
     service_level_seconds: int = 20
     silent_call_timeout_seconds: int = 7200
+    # How late UIS may deliver a notification and still be ordered by its time: a call is
+    # decided once the event clock has passed its end by this much (R32, docs/decisions.md).
+    lateness_seconds: int = 30
     integration: Integration | None = None
 
     @property
@@ -37,4 +50,5 @@ class Account:
             "close_sla_seconds": self.close_sla_seconds,
             "service_level_seconds": self.service_level_seconds,
             "silent_call_timeout_seconds": self.silent_call_timeout_seconds,
+            "lateness_seconds": self.lateness_seconds,
         }

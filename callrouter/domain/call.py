@@ -1,21 +1,22 @@
 """A live call session as a pure state machine (STYLE: h11, aioquic).
 
 Notifications are folded into *facts* (legs, answers, ends) with commutative, idempotent merges,
-so any order of a call's notifications, with duplicates, gives the same facts (R32). The case
-outcome is decided once, from the facts, when the call is finalized: a settle window after the
-call end lets late or swapped notifications in; a silent call is finalized after the account's
-timeout. Time is always a parameter: `received` is the wall clock of arrival, the UIS
+so any order of a call's notifications, with duplicates, gives the same facts (R32). The call is
+*finished* — its facts frozen and handed on to be decided — once the event clock has passed its
+end by the lateness bound, so everything UIS delivers within that bound counts whatever the
+order; a call that never ends is finished after the account's silent-call timeout of wall
+time. Time is always a parameter: `received` is the wall clock of arrival, the UIS
 `notification_time` is the event time of everything the call produces.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from callrouter.domain.notifications import Kind, Notification
-
-SETTLE_SECONDS = 1.5  # how long a call end waits for swapped or late notifications
+from callrouter.domain.wire import wire
 
 
 @dataclass(slots=True)
@@ -28,6 +29,7 @@ class Leg:
     ended_at: datetime | None = None
 
 
+@wire
 @dataclass(frozen=True, slots=True)
 class Conversation:
     """A staff member's conversation inside a call: what a case is made of (R11, R13)."""
@@ -38,6 +40,7 @@ class Conversation:
     talk_seconds: int
 
 
+@wire
 @dataclass(frozen=True, slots=True)
 class CallFacts:
     """Everything the case rules need to know about a finished call."""
@@ -54,6 +57,13 @@ class CallFacts:
     user_answered: bool  # outgoing: the user picked up and talked
     talk_seconds: int
     timed_out: bool
+    # The staff member each operator of the call was mapped to when the call first named them
+    # (R2): the popup and the case of one call use the same mapping, whatever changes meanwhile.
+    staff_of: tuple[tuple[int, int], ...] = ()
+
+    def staff(self) -> dict[int, int]:
+        """Operator → staff member, for the operators of this call that were mapped."""
+        return dict(self.staff_of)
 
 
 # Live effects: what staff should see now (R5, R6). The shard maps employees to staff.
@@ -80,14 +90,21 @@ class Answered:
 
 
 @dataclass(frozen=True, slots=True)
-class Finished:
-    """The call is over for good: decide its cases (sent to the caller's contact entity)."""
+class Ended:
+    """The call is over for the people in it (its call end, or its silence ran out)."""
 
-    facts: CallFacts
+    call_session_id: int
     employee_ids: tuple[int, ...]  # everyone who was offered or talked: their live view ends
 
 
-LiveEffect = Offered | OfferEnded | Answered | Finished
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """No notification within the lateness bound can change the call any more: decide it."""
+
+    facts: CallFacts
+
+
+LiveEffect = Offered | OfferEnded | Answered | Ended | Finished
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -118,17 +135,24 @@ class CallState:
     end_employee_id: int | None = None
     first_received: float | None = None  # wall clock (seconds) of the first notification
     last_received: float = 0.0  # wall clock (seconds) of the latest notification
-    end_received: float | None = None  # wall clock of the first call end
+    ended_live: bool = False  # `Ended` was sent
+    view_changed: bool = False  # the last `apply` changed who rings or talks
     finished: bool = False
+    staff_map: dict[int, int | None] = field(default_factory=dict)  # operator → staff, or None
     seen: set[int] = field(default_factory=set)  # inbox ids already applied
 
     # -- events in -----------------------------------------------------------------------
 
     def apply(
-        self, n: Notification, received: float, inbox_id: int | None = None
+        self,
+        n: Notification,
+        received: float,
+        inbox_id: int | None = None,
+        staff_of: Mapping[int, int] | None = None,
     ) -> list[LiveEffect]:
         """Fold one notification in; return the live effects it causes (none for duplicates
-        and for anything after the call was finished)."""
+        and for anything after the call was finished). `staff_of` maps operators to staff for
+        the operators this call names for the first time."""
         if inbox_id is not None:
             if inbox_id in self.seen:
                 return []
@@ -136,33 +160,56 @@ class CallState:
         if self.finished:
             return []
         before = self.live_view()
-        self._merge(n, received)
-        return self._live_changes(before, self.live_view())
+        self._merge(n, received, staff_of or {})
+        after = self.live_view()
+        self.view_changed = after != before
+        effects = self._live_changes(before, after)
+        if self.ended_at is not None and not self.ended_live:
+            effects.append(self._ended())
+        return effects
 
-    def deadline(self, silent_timeout: float) -> float:
-        """When `on_timer` next has something to do (wall clock seconds)."""
-        if self.end_received is not None:
-            return self.end_received + SETTLE_SECONDS
+    def finish_at(self, lateness: float) -> float | None:
+        """The event time (epoch seconds) from which the call may be finished: its end plus
+        the lateness bound; None while no call end has come."""
+        return None if self.ended_at is None else self.ended_at.timestamp() + lateness
+
+    def silent_until(self, silent_timeout: float) -> float:
+        """The wall time after which a call that never ended is finished anyway (R32)."""
         return self.last_received + silent_timeout
 
-    def on_timer(self, now: float, silent_timeout: float) -> list[LiveEffect]:
-        """Finalize once the call end has settled, or the call stayed silent too long (R32)."""
-        if self.finished or now < self.deadline(silent_timeout):
+    def on_timer(
+        self, event_now: float, wall_now: float, lateness: float, silent_timeout: float
+    ) -> list[LiveEffect]:
+        """Finish once the event clock is past the end by the lateness bound, or the call stayed
+        silent too long; returns `Ended` (if not sent yet) and `Finished`."""
+        if self.finished or self.first_at is None:
+            return []
+        end = self.finish_at(lateness)
+        timed_out = wall_now >= self.silent_until(silent_timeout)
+        if not timed_out and (end is None or event_now < end):
             return []
         self.finished = True
-        # The softphone caller is shown talking from the outgoing call on, even if no leg names
-        # them: their live view must end too.
-        everyone = tuple(
+        effects: list[LiveEffect] = [] if self.ended_live else [self._ended()]
+        return [*effects, Finished(self.facts(timed_out=self.ended_at is None))]
+
+    def _ended(self) -> Ended:
+        self.ended_live = True
+        return Ended(self.call_session_id, self.employees())
+
+    def employees(self) -> tuple[int, ...]:
+        """Every operator of the call: rung, talking, or the softphone caller."""
+        return tuple(
             sorted(
                 {leg.employee_id for leg in self.legs.values() if leg.employee_id}
                 | ({self.initiator_employee_id} if self.initiator_employee_id else set())
             )
         )
-        return [Finished(self.facts(timed_out=self.end_received is None), everyone)]
 
     # -- facts ---------------------------------------------------------------------------
 
-    def _merge(self, n: Notification, received: float) -> None:
+    def _merge(self, n: Notification, received: float, staff_of: Mapping[int, int]) -> None:
+        if n.employee_id is not None and n.employee_id not in self.staff_map:
+            self.staff_map[n.employee_id] = staff_of.get(n.employee_id)
         self.last_received = max(self.last_received, received)
         self.first_received = (
             received if self.first_received is None else min(self.first_received, received)
@@ -178,7 +225,6 @@ class CallState:
             self.direction = self.direction or "out"
         elif n.kind is Kind.CALL_END:
             self.ended_at = _latest(self.ended_at, n.time)
-            self.end_received = received if self.end_received is None else self.end_received
             self.is_lost = n.is_lost if self.is_lost is None else self.is_lost
             self.talk_seconds = max(self.talk_seconds or 0, n.talk_seconds or 0)
             self.total_seconds = max(self.total_seconds or 0, n.total_seconds or 0)
@@ -266,6 +312,7 @@ class CallState:
             user_answered=user_answered,
             talk_seconds=self.talk_seconds or 0,
             timed_out=timed_out,
+            staff_of=tuple(sorted((e, s) for e, s in self.staff_map.items() if s is not None)),
         )
 
     def _started(self, ended: datetime) -> datetime:

@@ -21,8 +21,12 @@ Effect = Literal["close", "reopen"]
 class Trigger(StrEnum):
     """Why a case's status changes."""
 
-    CREATED = "created"  # a case is made: by a call's decision or by staff from a call (R8, R11–R15)
-    CALL_END = "call_end"  # the conversation of a call created or attached to it ended (R21, R23b/c/e)
+    CREATED = (
+        "created"  # a case is made: by a call's decision or by staff from a call (R8, R11–R15)
+    )
+    CALL_END = (
+        "call_end"  # the conversation of a call created or attached to it ended (R21, R23b/c/e)
+    )
     ATTACH = "attach"  # staff attach a call to a closed case: it is reopened (R9, R24)
     NEW_CASE = "new_case"  # staff made a new case for the caller: missed-call cases close (R23a/d)
     STAFF = "staff"  # a staff member sets the status by hand (R24)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from callrouter.domain.wire import wire
+
 
 class Kind(StrEnum):
     """What happened, whatever the admin named the notification."""
@@ -34,6 +36,7 @@ class NotificationError(ValueError):
         self.message = message
 
 
+@wire
 @dataclass(frozen=True, slots=True)
 class Notification:
     """One parsed notification. Missing values (null, absent, `{{placeholder}}`) are None.

@@ -28,3 +28,15 @@ def normalize_phone(raw: str | None) -> str | None:
     elif len(digits) == 10 and digits.startswith("9"):
         digits = "7" + digits
     return digits or None
+
+
+def known_number(raw: str | None) -> str | None:
+    """The number as UIS sent it when it is one; None for a hidden or SIP caller ("anonymous",
+    "+", "sip:operator@pbx"): such a call is handled as one from an unknown number (R5, R15)."""
+    return raw if normalize_phone(raw) is not None else None
+
+
+def caller_key(raw: str | None, call_session_id: int) -> str:
+    """Whose calls these are, for ordering and grouping (R16): the number's digits, or the call
+    itself when the number is unknown, so two hidden callers are never taken for one."""
+    return normalize_phone(raw) or f"call:{call_session_id}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -54,11 +54,35 @@ _TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
     r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?"
 )
-_MAX_ID = 2**63 - 1  # ids and durations are stored as signed 64-bit integers
+_MAX_ID = 2**63 - 1  # ids are stored as signed 64-bit integers
+
+# Bounds UIS can never legitimately exceed (R33, issue "nothing lost"). Whatever passes them can
+# be stored, timed and counted without overflow anywhere downstream, so one body never raises
+# later, far from its own call.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no UIS account is older
+MAX_LEAD = timedelta(days=1)  # a PBX clock (or a wrong account zone) this far ahead is broken
+MAX_SECONDS = 7 * 86400  # no call, wait or recording lasts a week
+MAX_TEXT = {  # characters: phone numbers (with dial suffixes), our external ids, names
+    "contact_phone_number": 64,
+    "communication_number": 64,
+    "virtual_phone_number": 64,
+    "external_id": 128,
+    "call_source": 32,
+    "direction": 16,
+    "employee_full_name": 500,
+}
+MAX_URL = 1000  # any other text field: recording links (the column holds 1000)
+MAX_LINKS = 100
 
 
 class BodyError(ValueError):
     """A webhook body that is not a JSON object (HTTP 400)."""
+
+
+def body_text(raw: bytes) -> str:
+    """A body as kept for inspection: undecodable bytes and NULs (PostgreSQL text holds none)
+    shown as U+FFFD."""
+    return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
 def parse_body(raw: bytes) -> dict[str, object]:
@@ -115,7 +139,7 @@ def parse_notification(
     return Notification(
         kind=kind,
         call_session_id=call_session_id,
-        time=_time(doc, tz) or received_at,
+        time=_time(doc, tz, received_at) or received_at,
         phone=_text(doc, "contact_phone_number"),
         virtual_phone_number=_text(doc, "virtual_phone_number"),
         communication_number=_text(doc, "communication_number"),
@@ -127,12 +151,12 @@ def parse_notification(
         leg_id=_int(doc, "leg_id"),
         is_operator=_bool(doc, "is_operator"),
         is_lost=_bool(doc, "is_lost"),
-        talk_seconds=_int(doc, "talk_time_duration"),
-        total_seconds=_int(doc, "total_time_duration"),
-        wait_seconds=_int(doc, "wait_time_duration"),
+        talk_seconds=_seconds(doc, "talk_time_duration"),
+        total_seconds=_seconds(doc, "total_time_duration"),
+        wait_seconds=_seconds(doc, "wait_time_duration"),
         file_link=file_link,
         record_urls=links or ((file_link,) if file_link else ()),
-        record_seconds=_int(doc, "call_record_duration"),
+        record_seconds=_seconds(doc, "call_record_duration"),
     )
 
 
@@ -195,6 +219,14 @@ def _int(doc: Mapping[str, object], key: str) -> int | None:
     return number
 
 
+def _seconds(doc: Mapping[str, object], key: str) -> int | None:
+    """A duration: an integer number of seconds no call can exceed."""
+    number = _int(doc, key)
+    if number is not None and number > MAX_SECONDS:
+        raise _invalid(key, number, f"a duration of at most {MAX_SECONDS} seconds (a week)")
+    return number
+
+
 def _bool(doc: Mapping[str, object], key: str) -> bool | None:
     value = _value(doc, key)
     if value is None or isinstance(value, bool):
@@ -211,11 +243,23 @@ def _text(doc: Mapping[str, object], key: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value.strip()
+        text = value.strip()
     # A flat template may leave a phone number or our external_id unquoted.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise _invalid(key, value, "a string")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        raise _invalid(key, value, "a string")
+    return _bounded(key, text, MAX_TEXT.get(key, MAX_URL))
+
+
+def _bounded(key: str, text: str, limit: int) -> str:
+    """`text` unless it is longer than `limit`. A NUL (PostgreSQL text holds none) reads as
+    U+FFFD: a number with one has a non-digit, so it is an unknown caller, never an error."""
+    if len(text) > limit:
+        raise NotificationError(
+            "invalid_field", f"{key} is {len(text)} characters long; at most {limit} are accepted"
+        )
+    return text.replace("\x00", "\ufffd")
 
 
 def _links(doc: Mapping[str, object]) -> tuple[str, ...]:
@@ -225,29 +269,46 @@ def _links(doc: Mapping[str, object]) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value  # one link may come unwrapped
     if not isinstance(items, list):
         raise _invalid("record_file_links", value, "an array of URLs")
+    if len(items) > MAX_LINKS:
+        raise NotificationError(
+            "invalid_field", f"record_file_links has {len(items)} links; at most {MAX_LINKS}"
+        )
     links: list[str] = []
     for item in items:
         if _missing(item, ("record_file_links", "file_link")):
             continue
         if not isinstance(item, str):
             raise _invalid("record_file_links", item, "an array of URLs (strings)")
-        links.append(item.strip())
+        links.append(_bounded("record_file_links", item.strip(), MAX_URL))
     return tuple(links)
 
 
-def _time(doc: Mapping[str, object], tz: ZoneInfo) -> datetime | None:
+def _time(doc: Mapping[str, object], tz: ZoneInfo, received_at: datetime) -> datetime | None:
     value = _value(doc, "notification_time")
     if value is None:
         return None
+    moment = None
     if isinstance(value, str) and _TIME.fullmatch(value.strip()):
         try:
             moment = datetime.fromisoformat(value.strip())
             # UIS sends the account's local time without a zone; an explicit offset wins.
             # Converting to `tz` also rejects times that do not exist in UTC (year 1 at +03).
-            return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(tz)
+            moment = (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(tz)
         except (ValueError, OverflowError):
-            pass
-    raise _invalid("notification_time", value, 'a time like "2024-05-17 14:03:27.512"')
+            moment = None
+    if moment is None:
+        raise _invalid("notification_time", value, 'a time like "2024-05-17 14:03:27.512"')
+    if moment < EARLIEST:
+        raise NotificationError(
+            "invalid_field", f"notification_time {value!r} is before the year 2000"
+        )
+    if moment > received_at + MAX_LEAD:
+        raise NotificationError(
+            "invalid_field",
+            f"notification_time {value!r} is more than a day ahead of this server's clock;"
+            " check the account's time zone setting",
+        )
+    return moment
 
 
 def _invalid(key: str, value: object, expected: str) -> NotificationError:

@@ -13,8 +13,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from callrouter.domain.call import CallFacts
+from callrouter.domain.wire import wire
 
 
+@wire
 @dataclass(frozen=True, slots=True)
 class LiveCall:
     """A call's live view as its shard last reported it."""
@@ -27,6 +29,7 @@ class LiveCall:
     ended: bool = False  # the call end arrived: no longer waiting, only settling
 
 
+@wire
 @dataclass(frozen=True, slots=True)
 class FinishedCall:
     """A finished call as the wallboard counts it (incoming calls only make the service figures)."""
@@ -54,7 +57,7 @@ class Wallboard:
     service_level_seconds: int = 20
     day: date | None = None
     live: dict[int, LiveCall] = field(default_factory=dict)
-    counted: set[int] = field(default_factory=set)  # finished calls already counted today
+    counted: dict[int, FinishedCall] = field(default_factory=dict)  # today's, as counted
     answered: int = 0
     missed: int = 0
     within_level: int = 0
@@ -78,35 +81,42 @@ class Wallboard:
         self.seq += 1
 
     def call_finished(self, call: FinishedCall) -> None:
-        """Count a finished call once, on the day (account zone) it started."""
+        """Count a call on the day (account zone) it started: at its end, and once more when it
+        is settled (a late leg may change what it was), replacing what was counted."""
         self.live.pop(call.call_session_id, None)
         self.seq += 1
         self._roll(call.started_at.astimezone(self.tz).date())
-        if (
-            call.started_at.astimezone(self.tz).date() != self.day
-            or call.call_session_id in self.counted
-        ):
+        if call.started_at.astimezone(self.tz).date() != self.day:
             return
-        self.counted.add(call.call_session_id)
+        before = self.counted.get(call.call_session_id)
+        if before == call:
+            return
+        if before is not None:
+            self._count(before, -1)
+        self.counted[call.call_session_id] = call
+        self._count(call, 1)
+
+    def _count(self, call: FinishedCall, sign: int) -> None:
+        """Add a call to today's figures (`sign` 1), or take it back out (-1)."""
         talked = dict(call.talked)
         for staff_id in call.offered:
             if staff_id not in talked:
-                self._day(staff_id).missed += 1
+                self._day(staff_id).missed += sign
         for staff_id, seconds in talked.items():
             day = self._day(staff_id)
-            day.answered += 1
-            day.talk_seconds += seconds
+            day.answered += sign
+            day.talk_seconds += sign * seconds
         if call.direction != "in":
             return
-        self.hourly[call.started_at.astimezone(self.tz).hour][0 if call.answered else 1] += 1
+        self.hourly[call.started_at.astimezone(self.tz).hour][0 if call.answered else 1] += sign
         if call.answered:
-            self.answered += 1
-            self.talk_total += call.talk_seconds
+            self.answered += sign
+            self.talk_total += sign * call.talk_seconds
             wait = call.wait_seconds or 0.0
-            self.wait_total += wait
-            self.within_level += wait <= self.service_level_seconds
+            self.wait_total += sign * wait
+            self.within_level += sign * (wait <= self.service_level_seconds)
         else:
-            self.missed += 1
+            self.missed += sign
 
     def set_online(self, staff_ids: set[int]) -> None:
         if staff_ids != self.online:

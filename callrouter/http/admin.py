@@ -22,7 +22,7 @@ from callrouter.http.errors import (
     require_str,
     unprocessable,
 )
-from callrouter.http.keys import CONTROL, DB
+from callrouter.http.keys import CONTROL, DB, STORE
 from callrouter.http.render import iso, page
 from callrouter.storage import directory
 
@@ -46,8 +46,7 @@ async def put_integration(request: web.Request) -> web.Response:
     api_key = require_str(body, "api_key", max_len=500)
     number = require_str(body, "virtual_phone_number", max_len=64)
     url = optional_str(body, "call_api_url", max_len=500) or DEFAULT_CALL_API_URL
-    async with request.app[DB].sessions.begin() as session:
-        integration = await directory.save_integration(session, api_key, number, url)
+    integration = await request.app[STORE].run(directory.save_integration, api_key, number, url)
     await request.app[CONTROL].config_changed()
     return json_response(_integration_json(integration))
 
@@ -68,8 +67,7 @@ async def put_settings(request: web.Request) -> web.Response:
     """Change any of the account settings; answers with all of them."""
     await require_admin(request)
     body = await read_json(request)
-    async with request.app[DB].sessions.begin() as session:
-        account = await directory.save_settings(session, **body)
+    account = await request.app[STORE].run(directory.change_settings, body)
     await request.app[CONTROL].config_changed()
     return json_response(account.settings_json())
 
@@ -91,9 +89,7 @@ async def post_staff(request: web.Request) -> web.Response:
     reject_unknown(body, {"full_name", "email"})
     full_name = require_str(body, "full_name")
     email = require_str(body, "email")
-    async with request.app[DB].sessions.begin() as session:
-        staff, token = await directory.create_staff(session, full_name, email)
-        answer = directory.staff_json(staff) | {"token": token}
+    answer = await request.app[STORE].run(directory.add_staff, full_name, email)
     await request.app[CONTROL].config_changed()  # the wallboard lists every staff member
     return json_response(answer, status=201)
 
@@ -118,9 +114,7 @@ async def put_operator(request: web.Request) -> web.Response:
     if "staff_id" not in body:
         raise unprocessable("missing_field", "Field 'staff_id' is required (an id or null).")
     staff_id = optional_int(body, "staff_id", minimum=1)
-    async with request.app[DB].sessions.begin() as session:
-        operator = await directory.put_operator(session, employee_id, staff_id)
-        answer = directory.operator_json(operator)
+    answer = await request.app[STORE].run(directory.map_operator, employee_id, staff_id)
     await request.app[CONTROL].config_changed()
     return json_response(answer)
 
@@ -153,9 +147,7 @@ async def post_field(request: web.Request) -> web.Response:
     key = require_str(body, "key", max_len=64)
     title = require_str(body, "title")
     incoming_call = optional_bool(body, "incoming_call") or False
-    async with request.app[DB].sessions.begin() as session:
-        field = await directory.create_field(session, key, title, incoming_call)
-        answer = directory.field_json(field)
+    answer = await request.app[STORE].run(directory.add_field, key, title, incoming_call)
     await request.app[CONTROL].config_changed()
     return json_response(answer, status=201)
 
@@ -170,11 +162,9 @@ async def patch_field(request: web.Request) -> web.Response:
     title = require_str(body, "title") if "title" in body else None
     if incoming_call is None and title is None:
         raise unprocessable("missing_field", "Field 'incoming_call' (true or false) is required.")
-    async with request.app[DB].sessions.begin() as session:
-        field = await directory.update_field(
-            session, request.match_info["key"], incoming_call=incoming_call, title=title
-        )
-        answer = directory.field_json(field)
+    answer = await request.app[STORE].run(
+        directory.change_field, request.match_info["key"], incoming_call, title
+    )
     await request.app[CONTROL].config_changed()
     return json_response(answer)
 

@@ -20,6 +20,7 @@ from callrouter.http import (
     live,
     meta,
     pages,
+    quarantine,
     stats,
     users,
     wallboard,
@@ -27,11 +28,10 @@ from callrouter.http import (
 )
 from callrouter.http.errors import error_middleware
 from callrouter.http.fanout import Fanout, LocalFanout, RedisFanout
-from callrouter.http.keys import ACCOUNT, ADMIN_TOKEN, CLUSTER, CONTROL, DB, HUB, INBOX, AccountBox
+from callrouter.http.keys import ACCOUNT, ADMIN_TOKEN, CLUSTER, CONTROL, DB, HUB, STORE, AccountBox
 from callrouter.http.live import Hub
 from callrouter.storage import directory
 from callrouter.storage.engine import Database
-from callrouter.storage.inbox import InboxWriter
 
 log = logging.getLogger("callrouter")
 
@@ -60,7 +60,21 @@ def create_app(settings: Settings, admin_token: str) -> web.Application:
     app.cleanup_ctx.append(_resources(settings))
     app.cleanup_ctx.append(wallboard.feed_ctx)
     app.cleanup_ctx.append(dial.http_client)
-    for module in (meta, webhook, admin, users, calls, cases, dial, live, pages, wallboard, stats):
+    modules = (
+        meta,
+        webhook,
+        admin,
+        users,
+        calls,
+        cases,
+        dial,
+        live,
+        pages,
+        wallboard,
+        stats,
+        quarantine,
+    )
+    for module in modules:
         app.add_routes(module.routes)
     return app
 
@@ -68,13 +82,8 @@ def create_app(settings: Settings, admin_token: str) -> web.Application:
 def _resources(settings: Settings):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-        db = Database(settings.database)
+        db = Database(settings.database)  # this process only reads; the writer writes
         await db.create_schema()
-        async with db.sessions() as session, session.begin():
-            await directory.ensure_builtin_fields(session)
-            account = await directory.load_account(session)
-        app[DB] = db
-        app[ACCOUNT] = AccountBox(account)
         control = LiveControl(app)
         app[CONTROL] = control
         cluster = Cluster(
@@ -92,10 +101,12 @@ def _resources(settings: Settings):  # type: ignore[no-untyped-def]
         )
         await fanout.start()
         await cluster.start(on_event=fanout.publish)
+        await cluster.run(directory.ensure_builtin_fields)
+        async with db.sessions() as session:
+            app[ACCOUNT] = AccountBox(await directory.load_account(session))
+        app[DB] = db
         app[CLUSTER] = cluster
-        inbox = InboxWriter(db)
-        inbox.start()
-        app[INBOX] = inbox
+        app[STORE] = cluster
         refresher = asyncio.create_task(_refresh(control))
         log.info(
             "callrouter ready: %s shard(s), database %s",
@@ -105,7 +116,6 @@ def _resources(settings: Settings):  # type: ignore[no-untyped-def]
         yield
         refresher.cancel()
         await app[HUB].close_all()
-        await inbox.stop()
         await cluster.stop()
         await fanout.stop()
         await db.dispose()

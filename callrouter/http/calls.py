@@ -11,6 +11,7 @@ from sqlalchemy import select
 from callrouter.http.auth import require_any, require_staff
 from callrouter.http.cases import case_view
 from callrouter.http.errors import (
+    MAX_ID,
     conflict,
     forbidden,
     json_response,
@@ -22,9 +23,9 @@ from callrouter.http.errors import (
     require_str,
     unprocessable,
 )
-from callrouter.http.keys import ACCOUNT, CLUSTER, DB
+from callrouter.http.keys import ACCOUNT, CLUSTER, DB, STORE
 from callrouter.http.render import iso, page
-from callrouter.storage import actions, directory
+from callrouter.storage import case_store, directory
 from callrouter.storage.directory import paged
 from callrouter.storage.models import Call, CallAction, Message
 
@@ -134,17 +135,16 @@ async def link_user(request: web.Request) -> web.Response:
     staff_id = await require_staff(request)
     call = await _live_call(request, staff_id)
     body = await read_json(request)
-    user_id = body.get("user_id")
-    if not isinstance(user_id, int) or isinstance(user_id, bool):
-        raise unprocessable("invalid_field", "user_id must be an integer.")
-    async with request.app[DB].sessions() as session, session.begin():
-        if call["phone"]:
-            await directory.add_phone(session, user_id, call["phone"])
-        user = await directory.get_user(session, user_id)
-        if user is None:
-            raise not_found("user_not_found", f"No user {user_id}.")
-        view = await directory.user_view(session, user)
+    user_id = _id_field(body, "user_id")
+    view = await request.app[STORE].run(directory.link_phone, user_id, call["phone"])
     return json_response(view)
+
+
+def _id_field(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_ID:
+        raise unprocessable("invalid_field", f"{key} must be a positive integer id.")
+    return value
 
 
 @routes.post("/api/v1/calls/{id}/case")
@@ -155,11 +155,10 @@ async def create_case(request: web.Request) -> web.Response:
     body = await read_json(request)
     subject = require_str(body, "subject", max_len=500)
     summary = optional_str(body, "summary", max_len=20000) or ""
-    async with request.app[DB].sessions() as session, session.begin():
-        case = await actions.create_case_from_call(
-            session, call, staff_id, subject, summary, datetime.now(UTC)
-        )
-    return json_response(await case_view(request, case.id, with_messages=True), status=201)
+    case_id = await request.app[STORE].run(
+        case_store.create_case_from_call, call, staff_id, subject, summary, datetime.now(UTC)
+    )
+    return json_response(await case_view(request, case_id, with_messages=True), status=201)
 
 
 @routes.post("/api/v1/calls/{id}/attach")
@@ -168,12 +167,11 @@ async def attach(request: web.Request) -> web.Response:
     staff_id = await require_staff(request)
     call = await _live_call(request, staff_id)
     body = await read_json(request)
-    case_id = body.get("case_id")
-    if not isinstance(case_id, int) or isinstance(case_id, bool):
-        raise unprocessable("invalid_field", "case_id must be an integer.")
+    case_id = _id_field(body, "case_id")
     summary = optional_str(body, "summary", max_len=20000) or ""
-    async with request.app[DB].sessions() as session, session.begin():
-        await actions.attach_call(session, call, staff_id, case_id, summary, datetime.now(UTC))
+    await request.app[STORE].run(
+        case_store.attach_call, call, staff_id, case_id, summary, datetime.now(UTC)
+    )
     return json_response(await case_view(request, case_id, with_messages=True))
 
 
@@ -185,8 +183,12 @@ async def draft(request: web.Request) -> web.Response:
     body = await read_json(request)
     subject = optional_str(body, "subject", max_len=500)
     summary = optional_str(body, "summary", max_len=20000)
-    async with request.app[DB].sessions() as session, session.begin():
-        await actions.save_draft(
-            session, call["call_session_id"], staff_id, subject, summary, datetime.now(UTC)
-        )
+    await request.app[STORE].run(
+        case_store.save_draft,
+        call["call_session_id"],
+        staff_id,
+        subject,
+        summary,
+        datetime.now(UTC),
+    )
     return web.Response(status=204)

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from callrouter.domain.case_status import STATUSES
 from callrouter.http.auth import require_any
 from callrouter.http.errors import (
     json_response,
@@ -20,18 +21,12 @@ from callrouter.http.errors import (
     require_str,
     unprocessable,
 )
-from callrouter.http.keys import ACCOUNT, DB
+from callrouter.http.keys import ACCOUNT, DB, STORE
 from callrouter.http.render import iso, page
-from callrouter.storage.cases import (
-    STATUSES,
-    add_message,
-    log,
-    recordings_for,
-    recordings_of_calls,
-    set_status,
-)
+from callrouter.storage import case_store
+from callrouter.storage.cases import recordings_for, recordings_of_calls
 from callrouter.storage.directory import paged
-from callrouter.storage.models import Case, Message, Staff
+from callrouter.storage.models import Case, Message
 
 routes = web.RouteTableDef()
 
@@ -129,45 +124,18 @@ async def patch_case(request: web.Request) -> web.Response:
     case_id = path_id(request, "id")
     body = await read_json(request)
     reject_unknown(body, {"status", "assignee_id", "subject"})
-    now = datetime.now(UTC)
-    async with request.app[DB].sessions() as session, session.begin():
-        case = await session.get(Case, case_id, with_for_update=True)
-        if case is None:
-            raise not_found("case_not_found", f"No case {case_id}.")
-        if "status" in body:
-            if body["status"] not in STATUSES:
-                raise unprocessable(
-                    "invalid_field", f"status must be one of {', '.join(STATUSES)}."
-                )
-            set_status(session, case, body["status"], now, staff_id=principal.staff_id)
-        if "assignee_id" in body:
-            assignee = optional_int(body, "assignee_id")
-            if assignee is not None and await session.get(Staff, assignee) is None:
-                raise unprocessable("unknown_staff", f"No staff member {assignee}.")
-            if assignee != case.assignee_id:
-                before, case.assignee_id = case.assignee_id, assignee
-                case.updated_at = now
-                log(
-                    session,
-                    case,
-                    "assignee",
-                    now,
-                    staff_id=principal.staff_id,
-                    details={"from": before, "to": assignee},
-                )
-        if "subject" in body:
-            subject = require_str(body, "subject", max_len=500)
-            if subject != case.subject:
-                before_subject, case.subject = case.subject, subject
-                case.updated_at = now
-                log(
-                    session,
-                    case,
-                    "subject",
-                    now,
-                    staff_id=principal.staff_id,
-                    details={"from": before_subject, "to": subject},
-                )
+    changes: dict[str, Any] = {}
+    if "status" in body:
+        if body["status"] not in STATUSES:
+            raise unprocessable("invalid_field", f"status must be one of {', '.join(STATUSES)}.")
+        changes["status"] = body["status"]
+    if "assignee_id" in body:
+        changes["assignee_id"] = optional_int(body, "assignee_id")
+    if "subject" in body:
+        changes["subject"] = require_str(body, "subject", max_len=500)
+    await request.app[STORE].run(
+        case_store.patch_case, case_id, changes, principal.staff_id, datetime.now(UTC)
+    )
     return json_response(await case_view(request, case_id, with_messages=False))
 
 
@@ -180,19 +148,12 @@ async def post_message(request: web.Request) -> web.Response:
     kind = body.get("kind", "reply")
     if kind not in ("reply", "note"):
         raise unprocessable("invalid_field", "kind must be reply or note.")
+    message_id = await request.app[STORE].run(
+        case_store.post_message, case_id, kind, text, principal.staff_id, datetime.now(UTC)
+    )
     tz = request.app[ACCOUNT].value.tz
-    async with request.app[DB].sessions() as session, session.begin():
-        case = await session.get(Case, case_id, with_for_update=True)
-        if case is None:
-            raise not_found("case_not_found", f"No case {case_id}.")
-        message = await add_message(
-            session,
-            case,
-            kind=kind,
-            author_staff_id=principal.staff_id,
-            body=text,
-            at=datetime.now(UTC),
-            by_staff=principal.staff_id is not None,
-        )
+    async with request.app[DB].sessions() as session:
+        message = await session.get(Message, message_id)
+        assert message is not None
         view = message_json(message, [], tz)
     return json_response(view, status=201)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import ClientSession, web
 
@@ -13,7 +14,6 @@ if TYPE_CHECKING:  # only for the keys' types: these modules import this one
     from callrouter.actors.cluster import Cluster
     from callrouter.http.live import Hub
     from callrouter.http.wallboard import WallboardFeed
-    from callrouter.storage.inbox import InboxWriter
 
 
 class ControlPlane(Protocol):
@@ -21,6 +21,13 @@ class ControlPlane(Protocol):
 
     async def config_changed(self) -> None:
         """Operators, fields, settings or the integration changed: reload them everywhere."""
+
+
+class Store(Protocol):
+    """Where writes happen: the writer actor (one writing process), or this process in tests."""
+
+    async def run(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """`fn(session, *args)` in a transaction of its own; its result."""
 
 
 class AccountBox:
@@ -35,7 +42,7 @@ CONTROL = web.AppKey("control", ControlPlane)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
 ACCOUNT = web.AppKey("account", AccountBox)
 CLUSTER: web.AppKey[Cluster] = web.AppKey("cluster")
-INBOX: web.AppKey[InboxWriter] = web.AppKey("inbox")
+STORE = web.AppKey("store", Store)
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 HTTP_CLIENT = web.AppKey("http_client", ClientSession)
 WALLBOARD_FEED: web.AppKey[WallboardFeed] = web.AppKey("wallboard_feed")

@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 
 from callrouter.http.auth import require_staff
 from callrouter.http.keys import CLUSTER, DB, HUB
-from callrouter.storage.live import enrich
+from callrouter.storage.live import Profiles
 
 log = logging.getLogger("callrouter.live")
 routes = web.RouteTableDef()
@@ -62,9 +62,12 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     queue = hub.subscribe(staff_id)
     hub.sockets.add(ws)
     try:
-        async with request.app[DB].sessions() as session:
-            for event in await request.app[CLUSTER].agent_replay(staff_id):
-                await ws.send_bytes(orjson.dumps(await enrich(session, event)))
+        db = request.app[DB]
+        replay = [(staff_id, e) for e in await request.app[CLUSTER].agent_replay(staff_id)]
+        async with db.engine.connect() as conn:
+            replayed = await Profiles(db).enrich(conn, replay)
+        for _, event in replayed:
+            await ws.send_bytes(orjson.dumps(event))
         sender = asyncio.create_task(_send(ws, queue))
         async for msg in ws:  # the console sends nothing we need; this waits for the close
             if msg.type == WSMsgType.ERROR:

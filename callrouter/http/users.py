@@ -10,7 +10,7 @@ from aiohttp import web
 
 from callrouter.http.auth import require_any
 from callrouter.http.errors import json_response, not_found, paging, path_id, read_json
-from callrouter.http.keys import DB
+from callrouter.http.keys import DB, STORE
 from callrouter.http.render import page
 from callrouter.storage import directory
 
@@ -22,9 +22,7 @@ async def post_user(request: web.Request) -> web.Response:
     """A new user from any of the user fields."""
     await require_any(request)
     body = await read_json(request)
-    async with request.app[DB].sessions.begin() as session:
-        user = await directory.create_user(session, body)
-        answer = await directory.user_view(session, user)
+    answer = await request.app[STORE].run(directory.add_user, body)
     return json_response(answer, status=201)
 
 
@@ -48,9 +46,7 @@ async def patch_user(request: web.Request) -> web.Response:
     await require_any(request)
     user_id = path_id(request, "id")
     body = await read_json(request)
-    async with request.app[DB].sessions.begin() as session:
-        user = await directory.patch_user(session, user_id, body)
-        answer = await directory.user_view(session, user)
+    answer = await request.app[STORE].run(directory.change_user, user_id, body)
     return json_response(answer)
 
 

@@ -25,6 +25,8 @@ log = logging.getLogger("callrouter.wallboard")
 routes = web.RouteTableDef()
 
 TICK_SECONDS = 1.0
+PUSH_EVERY = 0.25  # at most this often: R31 asks for a second; a busy line changes constantly
+ONLINE_EVERY = 5.0  # the board forgets a frontend's consoles after 15 s without news
 
 
 class WallboardFeed:
@@ -35,14 +37,24 @@ class WallboardFeed:
 
     async def run(self, app: web.Application) -> None:
         seq = -1
+        loop = asyncio.get_running_loop()
+        online: tuple[list[int], float] = ([], 0.0)
         while True:
             try:
-                await app[CLUSTER].report_online(self.frontend, sorted(app[HUB].connected()))
+                connected = sorted(app[HUB].connected())
+                if connected != online[0] or loop.time() - online[1] >= ONLINE_EVERY:
+                    await app[CLUSTER].report_online(self.frontend, connected)
+                    online = (connected, loop.time())
+                if not self.sockets:  # nobody watches here: no polling the board
+                    await asyncio.sleep(TICK_SECONDS)
+                    continue
+                polled = loop.time()
                 snapshot = await app[CLUSTER].wallboard_poll(seq, TICK_SECONDS)
                 if snapshot["seq"] != seq or snapshot["ringing"]:
                     seq = snapshot["seq"]
                     self.latest = snapshot
                     await self._broadcast(snapshot)
+                await asyncio.sleep(max(0.0, polled + PUSH_EVERY - loop.time()))
             except asyncio.CancelledError:
                 raise
             except Exception:

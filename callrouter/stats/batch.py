@@ -16,7 +16,14 @@ from zoneinfo import ZoneInfo
 
 from callrouter.stats import figures
 from callrouter.stats.figures import Closes, Figures, Peak
-from callrouter.stats.history import CLOSED, HistoryEvent, from_us, local_day, to_us
+from callrouter.stats.history import (
+    HistoryEvent,
+    counted,
+    from_us,
+    local_day,
+    to_us,
+    transition,
+)
 
 # A staff attribution that matches every event, for the account-wide figures.
 ANYONE = object()
@@ -38,10 +45,12 @@ class CaseFacts:
 
 
 def replay(events: Iterable[HistoryEvent]) -> dict[int, CaseFacts]:
-    """Each case's facts, from its events in log (id) order; a repeated id counts once."""
+    """Each case's facts, from its events in log (id) order; a repeated id counts once and an
+    event outside [2000, 2100) UTC not at all (`history.counted`)."""
     by_case: dict[int, dict[int, HistoryEvent]] = defaultdict(dict)
     for ev in events:
-        by_case[ev.case_id].setdefault(ev.id, ev)
+        if counted(to_us(ev.at)):
+            by_case[ev.case_id].setdefault(ev.id, ev)
     return {
         case_id: _replay_case([evs[i] for i in sorted(evs)]) for case_id, evs in by_case.items()
     }
@@ -49,25 +58,21 @@ def replay(events: Iterable[HistoryEvent]) -> dict[int, CaseFacts]:
 
 def _replay_case(events: list[HistoryEvent]) -> CaseFacts:
     facts = CaseFacts(created_at=to_us(events[0].at))
-    was_closed = False
+    previous: str | None = None  # the status after the previous event
     call_messages: dict[int, tuple[int, int | None]] = {}  # message -> (time, author)
     for index, ev in enumerate(events):
         t = to_us(ev.at)
         details = ev.details
         if ev.staff_id is not None:
             facts.work.append((t, ev.staff_id))
+        change = transition(ev, index == 0, previous)
         if index == 0 and ev.kind == "created":
             facts.created = (t, ev.assignee_id, ev.source)
             facts.new_or_reopened.append((t, ev.assignee_id))
-            if ev.status == CLOSED:  # R13/R14: created closed, closed_at == created_at
-                facts.closes.append((t, ev.assignee_id))
-        elif ev.kind == "status":
-            before = details["from"] == CLOSED if "from" in details else was_closed
-            after = ev.status == CLOSED
-            if after and not before:
-                facts.closes.append((t, ev.assignee_id))
-            elif before and not after:  # R24: a reopen
-                facts.new_or_reopened.append((t, ev.assignee_id))
+        elif change == "reopen":  # R24
+            facts.new_or_reopened.append((t, ev.assignee_id))
+        if change == "close":  # R13/R14 created closed: closed_at == created_at
+            facts.closes.append((t, ev.assignee_id))
         if ev.kind == "message" and details.get("message_kind") == "call":
             mid = details.get("message_id")
             if mid is not None and int(mid) not in call_messages:
@@ -83,7 +88,7 @@ def _replay_case(events: list[HistoryEvent]) -> CaseFacts:
             if author is not None:
                 facts.replies.append((t, author, mid))
             facts.conversations.setdefault(mid, message_time)
-        was_closed = ev.status == CLOSED
+        previous = ev.status
     return facts
 
 

@@ -3,94 +3,66 @@ report from them, equal to the batch oracle (`batch.py`) for any period.
 
 Events must come in log (id) order; an id at or below the highest applied one is a duplicate
 and changes nothing, so redelivery after a restart is harmless. Per case the state keeps only
-what later events need (its points per series, its call messages, conversations and closes);
-everything a report reads lives in the series (`series.py`).
+what later events and period edges need, packed (`cases.py`); whole hours are answered from the
+series (`series.py`) and the shared links (`links.py`); a period edge inside an hour reads the
+case records there (`query.py`).
 """
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from callrouter.stats import figures, snapshot
-from callrouter.stats.figures import Closes, Figures, Peak
-from callrouter.stats.history import CLOSED, HistoryEvent, to_us
+from callrouter.stats.cases import (
+    ASSIGNEE_SHIFT,
+    CALL_M,
+    CLOSE_F,
+    CONV_F,
+    CONV_M,
+    COUNTED_F,
+    HEAD,
+    MESSAGE_LIMIT,
+    MESSAGE_SHIFT,
+    NEW_F,
+    NEW_IN_F,
+    NR_F,
+    OTHER_SHIFT,
+    STAFF_MASK,
+    WORK_F,
+    Case,
+    CaseStore,
+    records,
+)
+from callrouter.stats.closetimes import Selection
+from callrouter.stats.figures import Closes, Figures
+from callrouter.stats.grid import Grid
+from callrouter.stats.history import T_MAX_US, T_MIN_US, HistoryEvent, to_us, transition
 from callrouter.stats.peak import peak_counts
-from callrouter.stats.series import CloseSeries, Series
+from callrouter.stats.points import (
+    ANSWERED,
+    CLOSE,
+    KINDS,
+    NEW,
+    NEW_IN,
+    NEW_OR_REOPENED,
+    PEAK_CODES,
+    REPLIES,
+    WORK,
+    member,
+    memberships,
+)
+from callrouter.stats.query import Scanner, Tally, plan
+from callrouter.stats.series import CloseSeries, Links, Series
 
-# What a series counts; a series' code is kind + KINDS × (0 for everyone, else staff index).
-NEW_OR_REOPENED, WORK, ANSWERED, CLOSE, REPLIES, NEW, NEW_IN = range(7)
-KINDS = 8
-NOBODY = -(1 << 62)  # no staff, in per-case arrays
-SNAPSHOT_VERSION = 1
-
-
-class _Case:
-    """What later events of one case need, packed in one int64 array (a year holds a million
-    cases): a header (creation time, closed flag, section sizes), then its points per series
-    (code, aux, time) sorted, its call messages (id, time, author), its conversations (message
-    time, message id) by time, and its closes (time, assignee)."""
-
-    __slots__ = ("a",)
-    FIRST, CLOSED, HEADER = 0, 1, 6  # sizes of the four sections live at 2..5
-
-    def __init__(self, a: array[int]) -> None:
-        self.a = a
-
-    @classmethod
-    def new(cls, first: int) -> _Case:
-        return cls(array("q", (first, 0, 0, 0, 0, 0)))
-
-    @property
-    def first(self) -> int:
-        return self.a[0]
-
-    @property
-    def closed(self) -> bool:
-        return bool(self.a[1])
-
-    @closed.setter
-    def closed(self, value: bool) -> None:
-        self.a[1] = value
-
-    def section(self, n: int) -> tuple[int, int]:
-        """Start and end offsets of section n (0 points, 1 messages, 2 conversations, 3 closes)."""
-        a = self.a
-        pos = self.HEADER
-        for k in range(n):
-            pos += a[2 + k] * _WIDTH[k]
-        return pos, pos + a[2 + n] * _WIDTH[n]
-
-    def put(self, n: int, offset: int, values: tuple[int, ...]) -> None:
-        """Insert one entry of section n at array offset `offset`."""
-        self.a[offset:offset] = array("q", values)
-        self.a[2 + n] += 1
-
-    def message(self, mid: int) -> tuple[int, int] | None:
-        """(time, author) of a known call message."""
-        a = self.a
-        lo, hi = self.section(1)
-        for i in range(lo, hi, 3):
-            if a[i] == mid:
-                return a[i + 1], a[i + 2]
-        return None
-
-    def conversations_by(self, t: int) -> int:
-        """Conversation messages written at or before t."""
-        a = self.a
-        lo, hi = self.section(2)
-        return sum(1 for i in range(lo, hi, 2) if a[i] <= t)
-
-    def has_conversation(self, mid: int) -> bool:
-        a = self.a
-        lo, hi = self.section(2)
-        return any(a[i] == mid for i in range(lo + 1, hi, 2))
+SNAPSHOT_VERSION = 2
+_FIGURE_KINDS = (NEW, NEW_IN, NEW_OR_REOPENED, WORK, ANSWERED, CLOSE, REPLIES)
 
 
-_WIDTH = (3, 3, 2, 2)
-_POINTS, _MESSAGES, _CONVERSATIONS, _CLOSES = range(4)
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 class StatsState:
@@ -98,9 +70,12 @@ class StatsState:
 
     def __init__(self) -> None:
         self.max_id = 0
-        self.cases: dict[int, array[int]] = {}  # case id -> packed `_Case`
+        self.cases = CaseStore()
+        self.links = Links()
         self.series: dict[int, Series] = {}
         self.staff: dict[int, int] = {}  # staff id -> index ≥ 1
+        self.statuses: dict[str, int] = {}  # status -> index ≥ 1
+        self._status_names: list[str] = []
 
     # -- events ----------------------------------------------------------------------------
 
@@ -109,152 +84,189 @@ class StatsState:
         return sum(1 for ev in events if self.apply(ev))
 
     def apply(self, ev: HistoryEvent) -> bool:
-        """Fold one event in; False (and nothing changes) for an id already applied."""
+        """Fold one event in; False (and nothing changes) for an id already applied. An event
+        outside [2000, 2100) UTC only moves `max_id` (the oracle skips it too). A malformed
+        event (naive time, non-integer ids) raises ValueError and changes nothing."""
         if ev.id <= self.max_id:
             return False
-        self.max_id = ev.id
         t = to_us(ev.at)
-        cid = ev.case_id
-        packed = self.cases.get(cid)
-        opening = packed is None
-        if packed is None:
-            case = _Case.new(t)
-            self.cases[cid] = case.a
-        else:
-            case = _Case(packed)
+        if not T_MIN_US <= t < T_MAX_US:  # `history.counted`, inline: this runs per event
+            self.max_id = ev.id
+            return True
         details = ev.details
-        if ev.staff_id is not None:
-            self._point(case, WORK, ev.staff_id, cid, t)
+        call = ev.kind == "message" and details.get("message_kind") == "call"
+        mid = author = None  # a conversation without a message id is its own message
+        if call or ev.conversation:
+            mid = _opt_int(details.get("message_id"))
+            author = _opt_int(details.get("author_staff_id"))
+        # Everything that can refuse the event is done before anything changes.
+        staff = self.staff
+        actor = 0 if ev.staff_id is None else staff.get(ev.staff_id) or self._new(ev.staff_id)
+        assignee = (
+            0 if ev.assignee_id is None else staff.get(ev.assignee_id) or self._new(ev.assignee_id)
+        )
+        author_index = 0 if author is None else staff.get(author) or self._new(author)
+        store = self.cases
+        slot = store.find(ev.case_id)
+        case = Case.new(t) if slot is None else Case(store.read(slot))
+        if (call or ev.conversation) and case.messages >= MESSAGE_LIMIT - 1:
+            raise ValueError(f"case {ev.case_id} has more than {MESSAGE_LIMIT} messages")
+        status = self.statuses.get(ev.status) or self._status_index(ev.status)
+
+        self.max_id = ev.id
+        opening = slot is None
+        if slot is None:
+            slot = store.add(ev.case_id)
+        previous = self._status_names[case.status - 1] if case.status else None
+        change = transition(ev, opening, previous)
+        flags = WORK_F if ev.staff_id is not None else 0
         if opening and ev.kind == "created":
-            assignee = ev.assignee_id
-            self._once(NEW, assignee, cid, t)
-            if ev.source == "in":
-                self._once(NEW_IN, assignee, cid, t)
-            self._point(case, NEW_OR_REOPENED, assignee, cid, t)
-            if ev.status == CLOSED:
-                self._close(case, cid, t, assignee)
-        elif ev.kind == "status":
-            before = details["from"] == CLOSED if "from" in details else case.closed
-            after = ev.status == CLOSED
-            if after and not before:
-                self._close(case, cid, t, ev.assignee_id)
-            elif before and not after:  # R24: a reopen
-                self._point(case, NEW_OR_REOPENED, ev.assignee_id, cid, t)
-        if ev.kind == "message" and details.get("message_kind") == "call":
-            mid = details.get("message_id")
-            if mid is not None and case.message(int(mid)) is None:
-                author = details.get("author_staff_id")
-                at = case.section(_MESSAGES)[1]
-                case.put(_MESSAGES, at, (int(mid), t, NOBODY if author is None else int(author)))
+            flags |= NEW_F | NR_F | (NEW_IN_F if ev.source == "in" else 0)
+        elif change == "reopen":  # R24
+            flags |= NR_F
+        if change == "close":
+            flags |= CLOSE_F
+        if flags:
+            self._record(case, slot, t, flags | assignee << ASSIGNEE_SHIFT | actor << OTHER_SHIFT)
+        if call and mid is not None:
+            self._call_message(case, mid, author_index, t)
         if ev.conversation:
-            self._conversation(case, cid, ev, t)
-        case.closed = ev.status == CLOSED
+            own = -ev.id if mid is None else mid
+            self._conversation(case, slot, own, author, author_index, t, assignee)
+        if flags or call or ev.conversation or opening or case.status != status:
+            case.status = status
+            store.write(slot, case.w)
         return True
 
-    def _codes(self, kind: int, staff: int | None, everyone: bool = True) -> list[int]:
-        codes = [kind] if everyone else []
-        if staff is not None:
-            index = self.staff.get(staff)
-            if index is None:
-                index = self.staff[staff] = len(self.staff) + 1
-            codes.append(kind + KINDS * index)
-        return codes
+    def _new(self, staff_id: int) -> int:
+        """The index of a staff member seen for the first time."""
+        index = len(self.staff) + 1
+        if index > STAFF_MASK:
+            raise ValueError(f"more than {STAFF_MASK} staff members in the statistics")
+        self.staff[staff_id] = index
+        return index
+
+    def _status_index(self, status: str) -> int:
+        index = self.statuses.get(status)
+        if index is None:
+            index = self.statuses[status] = len(self.statuses) + 1
+            self._status_names.append(status)
+        return index
 
     def _series(self, code: int) -> Series:
         s = self.series.get(code)
         if s is None:
-            kind = code % KINDS
-            if kind == CLOSE:
-                s = CloseSeries()
+            if code % KINDS == CLOSE:
+                s = CloseSeries(code)
             else:
-                s = Series(peak=code in (NEW_OR_REOPENED, WORK))
+                s = Series(code, peak=code in PEAK_CODES)
             self.series[code] = s
         return s
 
-    def _once(self, kind: int, staff: int | None, key: int, t: int) -> None:
-        # A case is created once: no neighbours to track.
-        for code in self._codes(kind, staff):
-            self._series(code).insert(key, t, None, None)
-
-    def _point(
-        self,
-        case: _Case,
-        kind: int,
-        staff: int | None,
-        key: int,
-        t: int,
-        aux: int = 0,
-        r: int = 0,
-        w: int = 0,
-        everyone: bool = True,
-    ) -> None:
-        for code in self._codes(kind, staff, everyone):
-            self._track(case, code, aux, key, t, r, w)
-
-    def _track(
-        self, case: _Case, code: int, aux: int, key: int, t: int, r: int = 0, w: int = 0
-    ) -> bool:
-        """Insert (key, t) into series `code` between the case's neighbouring points; False if
-        the case has a point at t there already."""
-        pts = case.a
-        prev = nxt = None
-        i, n = case.section(_POINTS)
-        while i < n:
-            c, a, tt = pts[i], pts[i + 1], pts[i + 2]
-            if c < code or (c == code and a < aux):
-                i += 3
-                continue
-            if c != code or a != aux:
-                break
-            if tt == t:
-                return False
-            if tt > t:
-                nxt = tt
-                break
-            prev = tt
-            i += 3
-        case.put(_POINTS, i, (code, aux, t))
-        self._series(code).insert(key, t, prev, nxt, r, w)
-        return True
-
-    def _close(self, case: _Case, cid: int, t: int, assignee: int | None) -> None:
-        case.put(_CLOSES, case.section(_CLOSES)[1], (t, NOBODY if assignee is None else assignee))
-        r = case.conversations_by(t)
-        if r:  # closed with a conversation behind it (R25 `closed`)
-            self._point(case, CLOSE, assignee, cid, t, r=r, w=t - case.first)
-
-    def _conversation(self, case: _Case, cid: int, ev: HistoryEvent, t: int) -> None:
-        details = ev.details
-        raw_mid = details.get("message_id")
-        mid = -ev.id if raw_mid is None else int(raw_mid)
-        known = case.message(mid)
-        message_time, message_author = known if known is not None else (t, NOBODY)
-        author = details.get("author_staff_id")
-        if author is None and message_author != NOBODY:
-            author = message_author
-        self._point(case, ANSWERED, ev.assignee_id, cid, t)
-        if author is not None:
-            self._point(case, REPLIES, int(author), mid, t, aux=mid, everyone=False)
-        if case.has_conversation(mid):
+    def _record(self, case: Case, slot: int, t: int, info: int) -> None:
+        if info & CLOSE_F and case.conversations_by(t):
+            info |= COUNTED_F  # closed with a conversation behind it (R25 `closed`)
+        i = case.insert(t, info)
+        if i < 0:
             return
+        self.cases.mark(slot, t)
+        for code, key in memberships(info):
+            self._insert_point(case, i, code, key)
+
+    @staticmethod
+    def _neighbours(case: Case, i: int, code: int, key: int) -> tuple[int | None, int | None]:
+        """The times of the records before and after offset i making points of (code, key)."""
+        w = case.w
+        prev = nxt = None
+        for j in range(i - 2, HEAD + 3 * (w[1] >> 16) - 1, -2):
+            if member(w[j + 1], code, key):
+                prev = w[j]
+                break
+        for j in range(i + 2, len(w), 2):
+            if member(w[j + 1], code, key):
+                nxt = w[j]
+                break
+        return prev, nxt
+
+    @staticmethod
+    def _weights(case: Case, t: int | None) -> tuple[int, int]:
+        return (0, 0) if t is None else (case.conversations_by(t), t - case.first)
+
+    def _insert_point(self, case: Case, i: int, code: int, key: int) -> None:
+        """Put the record at offset i into series (code, key), between its neighbours."""
+        t = case.w[i]
+        prev, nxt = self._neighbours(case, i, code, key)
+        series = self.series.get(code) or self._series(code)
+        if code % KINDS == CLOSE:
+            series.insert(
+                self.links, t, prev, nxt, self._weights(case, t), self._weights(case, prev)
+            )
+        else:
+            series.insert(self.links, t, prev, nxt)
+
+    def _call_message(self, case: Case, mid: int, author: int, t: int) -> None:
+        bits = CALL_M | author << 2
+        at = case.message(mid)
+        if at < 0:
+            case.add_message(mid, t, bits)
+        elif not case.w[at + 2] & CALL_M:  # a conversation came first: its time stays
+            case.w[at + 2] |= bits
+
+    def _conversation(
+        self,
+        case: Case,
+        slot: int,
+        mid: int,
+        author: int | None,
+        author_index: int,
+        t: int,
+        assignee: int,
+    ) -> None:
+        at = case.message(mid)
+        other = author_index
+        if author is None and at >= 0 and case.w[at + 2] & CALL_M:
+            other = case.w[at + 2] >> 2  # the call message's author
+        new = at < 0 or not case.w[at + 2] & CONV_M
+        if at < 0:
+            at = case.add_message(mid, t, CONV_M)
+        else:
+            case.w[at + 2] |= CONV_M
+        # Marking the message first is right: `_record` counts no close for a conversation.
+        index = (at - HEAD) // 3
+        self._record(
+            case,
+            slot,
+            t,
+            CONV_F | assignee << ASSIGNEE_SHIFT | other << OTHER_SHIFT | index << MESSAGE_SHIFT,
+        )
+        if new:
+            self._new_conversation(case, case.w[at + 1])
+
+    def _new_conversation(self, case: Case, message_time: int) -> None:
         # A new conversation message: every close at or after it gains a reply, and a close
         # that had none before now counts as closed (an R13/R14 case's recording comes after).
-        a = case.a
-        i, end = case.section(_CONVERSATIONS)
-        while i < end and a[i] <= message_time:
-            i += 2
-        case.put(_CONVERSATIONS, i, (message_time, mid))
-        lo, hi = case.section(_CLOSES)
-        closes = [(a[j], a[j + 1]) for j in range(lo, hi, 2)]  # `_track` below moves them
-        for tc, who in closes:
-            if tc < message_time:
+        # Closes that start counting are all earlier than those that counted already, and are
+        # met first, so each insert sees its neighbours as they are in the series.
+        w = case.w
+        for i in range(case.rec, len(w), 2):
+            t_close, info = w[i], w[i + 1]
+            if not info & CLOSE_F or t_close < message_time:
                 continue
-            r = case.conversations_by(tc)
-            for code in self._codes(CLOSE, None if who == NOBODY else who):
-                if r == 1:
-                    self._track(case, code, 0, cid, tc, r, tc - case.first)
-                else:
-                    self._series(code).reweight(cid, tc, r, tc - case.first)
+            codes = [CLOSE]
+            who = (info >> ASSIGNEE_SHIFT) & STAFF_MASK
+            if who:
+                codes.append(CLOSE + KINDS * who)
+            if info & COUNTED_F:
+                r, cw = self._weights(case, t_close)
+                for code in codes:
+                    series = self.series[code]
+                    assert isinstance(series, CloseSeries)
+                    nxt = self._neighbours(case, i, code, 0)[1]
+                    series.reweight(self.links, t_close, nxt, (r - 1, cw))
+            else:
+                w[i + 1] = info | COUNTED_F
+                for code in codes:
+                    self._insert_point(case, i, code, 0)
 
     # -- reports ---------------------------------------------------------------------------
 
@@ -266,15 +278,19 @@ class StatsState:
         s, e = to_us(start), to_us(end)
         sla_us = close_sla_seconds * 1_000_000
         if report == "peak":
-            nr, work = self._series(NEW_OR_REOPENED), self._series(WORK)
-            (hour_nr, day_nr), (hour_work, day_work) = peak_counts([nr, work], s, e, tz)
-            return figures.render_peak(Peak(hour_nr, hour_work, day_nr, day_work))
+            return figures.render_peak(peak_counts(self, s, e, tz))
         if report == "team":
+            indices = list(self.staff.values())
+            tally = self.latest(
+                [k + KINDS * i for i in indices for k in _FIGURE_KINDS], s, e, times=True
+            )
             return figures.render_team(
-                (staff, self._figures(index, s, e, sla_us, True, True))
+                (staff, self._figures(tally, index, sla_us, True, True))
                 for staff, index in self.staff.items()
             )
-        f = self._figures(0, s, e, sla_us, median=report == "response", breaches=report == "sla")
+        median, breaches = report == "response", report == "sla"
+        tally = self.latest(list(_FIGURE_KINDS[:-1]), s, e, times=median or breaches)
+        f = self._figures(tally, 0, sla_us, median, breaches)
         render = {
             "load": figures.render_load,
             "channels": figures.render_channels,
@@ -283,25 +299,47 @@ class StatsState:
         }[report]
         return render(f)
 
+    def latest(self, codes: list[int], s: int, e: int, times: bool = False) -> Tally:
+        """Per series code, the keys with a point in [s, e): a count, or for closes the
+        Selection of their latest closes there (with close times when `times`)."""
+        tally = Tally(
+            {c: 0 for c in codes if c % KINDS != CLOSE},
+            {c: Selection() for c in codes if c % KINDS == CLOSE},
+        )
+        if s >= e:
+            return tally
+        lo, hi, scans = plan(self.cases, s, e)
+        plain = []
+        for code in codes:
+            series = self.series.get(code)
+            if isinstance(series, CloseSeries):
+                series.whole_selection(self.links, lo, hi, tally.closes[code], times)
+            elif series is not None:
+                tally.counts[code] += series.whole(self.links, lo, hi)
+                plain.append(code)
+        for code, n in zip(plain, self.links.short.count(plain, lo, hi), strict=True):
+            tally.counts[code] += n
+        if scans:
+            scanner = Scanner(self.cases, set(codes))
+            for scan in scans:
+                scanner.scan(scan, tally)
+        return tally
+
     def _figures(
-        self, index: int, s: int, e: int, sla_us: int, median: bool, breaches: bool
+        self, tally: Tally, index: int, sla_us: int, median: bool, breaches: bool
     ) -> Figures:
         def first(kind: int) -> int:
-            series = self.series.get(kind + KINDS * index)
-            return 0 if series is None else series.first(s, e)
+            return tally.counts.get(kind + KINDS * index, 0)
 
-        closes = Closes(0, 0, 0, 0, None, 0 if breaches else None)
-        series = self.series.get(CLOSE + KINDS * index)
-        if isinstance(series, CloseSeries):
-            sel = series.latest(s, e)
-            closes = Closes(
-                count=sel.count,
-                replies=sel.r,
-                timed=sel.z,
-                total_us=sel.w,
-                middle_us=sel.middle() if median else None,
-                breached=sel.above(sla_us) if breaches else None,
-            )
+        sel = tally.closes[CLOSE + KINDS * index]
+        closes = Closes(
+            count=sel.count,
+            replies=sel.r,
+            timed=sel.z,
+            total_us=sel.w,
+            middle_us=sel.middle() if median else None,
+            breached=sel.above(sla_us) if breaches else None,
+        )
         return Figures(
             new_total=first(NEW),
             new_from_users=first(NEW_IN),
@@ -312,41 +350,64 @@ class StatsState:
             closes=closes,
         )
 
+    def grid(self, code: int, phase: int) -> Grid:
+        """The R26 grid of a peak series on hours `phase` µs past the UTC hour. One not kept up
+        to date (an offset that is not whole quarter hours: before 2000) is built from the case
+        records on first use and kept up to date from then on, but not saved."""
+        series = self.series.get(code)
+        if series is None or series.grids is None:
+            return Grid(phase)  # no points yet: an empty grid, and nothing changes
+        grid = series.grids.get(phase)
+        if grid is None:
+            grid = series.grids[phase] = Grid(phase)
+            for words in self.cases.cases():
+                prev = None
+                for t, info in records(words):
+                    if member(info, code, 0):
+                        grid.insert(t, prev, None)
+                        prev = t
+        return grid
+
     # -- snapshot --------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
         """Everything, with the highest applied id, as bytes for `from_bytes`."""
-        packed = list(self.cases.values())
-        joined = array("q")
-        joined.frombytes(b"".join(a.tobytes() for a in packed))
         return snapshot.encode(
             {
                 "version": SNAPSHOT_VERSION,
                 "max_id": self.max_id,
                 "staff": self.staff,
-                "cases": [array("q", self.cases), array("q", map(len, packed)), joined],
-                "series": {code: s.dump() for code, s in self.series.items()},
+                "statuses": self._status_names,
+                "cases": self.cases.dump(),
+                "links": self.links.dump(),
+                "series": {code: self.series[code].dump() for code in sorted(self.series)},
             }
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StatsState:
-        """The state `to_bytes` wrote."""
+        """The state `to_bytes` wrote; ValueError for other bytes, another version or a damaged
+        snapshot (the caller then rebuilds from the log)."""
         plain = snapshot.decode(data)
-        if plain.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(
-                f"statistics snapshot version {plain.get('version')!r} is not {SNAPSHOT_VERSION}"
-            )
+        if not isinstance(plain, dict) or plain.get("version") != SNAPSHOT_VERSION:
+            version = plain.get("version") if isinstance(plain, dict) else None
+            raise ValueError(f"statistics snapshot version {version!r} is not {SNAPSHOT_VERSION}")
+        try:
+            return cls._load(plain)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"a damaged statistics snapshot: {exc!r}") from None
+
+    @classmethod
+    def _load(cls, plain: dict[str, Any]) -> StatsState:
         state = cls()
         state.max_id = plain["max_id"]
         state.staff = plain["staff"]
-        ids, lengths, joined = plain["cases"]
-        pos = 0
-        for case_id, n in zip(ids, lengths, strict=True):
-            state.cases[case_id] = joined[pos : pos + n]
-            pos += n
+        for name in plain["statuses"]:
+            state._status_index(name)
+        state.cases = CaseStore.load(plain["cases"])
+        state.links = Links.load(plain["links"])
         for code, dumped in plain["series"].items():
-            s = CloseSeries() if code % KINDS == CLOSE else Series()
+            s = CloseSeries(code) if code % KINDS == CLOSE else Series(code)
             s.load(dumped)
             state.series[code] = s
         return state

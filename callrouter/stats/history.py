@@ -15,13 +15,22 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from callrouter.domain.case_status import Effect, effect
+from callrouter.domain.wire import wire
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICRO = timedelta(microseconds=1)
 SECOND_US = 1_000_000
 HOUR_US = 3600 * SECOND_US
 CLOSED = "closed"
+# The statistics read events in [2000-01-01, 2100-01-01) UTC and nothing else: an event outside
+# (a broken PBX clock) is skipped by the oracle and the counters alike, so one stray time can
+# neither blow the state up nor make the two disagree.
+T_MIN_US = 946_684_800 * SECOND_US
+T_MAX_US = 4_102_444_800 * SECOND_US
 
 
+@wire
 @dataclass(frozen=True, slots=True)
 class HistoryEvent:
     """One row of the case history log; `id` is the log order."""
@@ -62,6 +71,24 @@ def from_row(row: object) -> HistoryEvent:
         conversation=bool(get("conversation")),
         details=dict(details),
     )
+
+
+def counted(us: int) -> bool:
+    """Does the statistics read an event at `us` (inside [2000, 2100) UTC)?"""
+    return T_MIN_US <= us < T_MAX_US
+
+
+def transition(ev: HistoryEvent, opening: bool, previous: str | None) -> Effect | None:
+    """What `ev` does to its case's status for the statistics: "close", "reopen" or None, by the
+    one table of `domain.case_status.effect`. `opening` is true for the case's first logged
+    event (a `created` one is the creation: `effect(None, status)`); a `status` row's "before"
+    is `details["from"]`, else `previous` (the status after the case's previous event)."""
+    if opening and ev.kind == "created":
+        return effect(None, ev.status)
+    if ev.kind == "status":
+        before = ev.details.get("from", previous)
+        return effect(None if before is None else str(before), ev.status)
+    return None
 
 
 def _opt_int(value: Any) -> int | None:

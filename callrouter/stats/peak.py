@@ -3,19 +3,26 @@
 A local hour slot is a piece of time where the wall-clock hour and the UTC offset stay the same;
 a local day runs from one `day_start_us` to the next. Days of 24 hours with one offset (nearly
 all of them) are read from the series' `Grid` on hours aligned with local midnight, many days
-per slice; a clock-change day, or a day cut by the period's edges, is asked slot by slot.
+per slice; a clock-change day, or a day cut by the period's edges, is asked slot by slot
+(a slot that is one whole grid bucket from the grid, others from the general count).
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from callrouter.stats.figures import Peak
+from callrouter.stats.grid import GRID_PHASES, Grid
 from callrouter.stats.history import HOUR_US, day_start_us, from_us, local_day
-from callrouter.stats.series import Series
+from callrouter.stats.points import NEW_OR_REOPENED, PEAK_CODES, WORK
+from callrouter.stats.query import Tally
 
 DAY_US = 24 * HOUR_US
 WEEK_HOURS = 7 * 24
+PIECE_DAYS = 364
+_GRID_PHASES = frozenset(GRID_PHASES)
 
 
 def _offset(us: int, tz: ZoneInfo) -> int:
@@ -47,13 +54,24 @@ def hour_slots(lo: int, hi: int, tz: ZoneInfo) -> list[tuple[int, int, int]]:
     return out
 
 
-def peak_counts(
-    series: list[Series], start: int, end: int, tz: ZoneInfo
-) -> list[tuple[list[int], list[int]]]:
-    """For each series: (24 by-hour sums, 7 by-weekday sums) over [start, end)."""
-    out = [([0] * 24, [0] * 7) for _ in series]
+class Source(Protocol):
+    """What the peak report reads: grids and the general distinct count (`StatsState`)."""
+
+    def grid(self, code: int, phase: int) -> Grid:
+        """The grid of a peak series on hours `phase` µs past the UTC hour."""
+
+    def latest(self, codes: list[int], s: int, e: int, times: bool = False) -> Tally:
+        """Per series code, the keys with a point in [s, e)."""
+
+
+Sums = dict[int, tuple[list[int], list[int]]]  # code -> (24 by hour, 7 by weekday)
+
+
+def peak_counts(source: Source, start: int, end: int, tz: ZoneInfo) -> Peak:
+    """R26 over [start, end): per series, 24 by-hour and 7 by-weekday sums."""
+    out: Sums = {code: ([0] * 24, [0] * 7) for code in PEAK_CODES}
     if start >= end:
-        return out
+        return _peak(out)
     run: list[int] = []  # [phase, first bucket, days, weekday of the first day]
     day = local_day(start, tz)
     day_start = day_start_us(day, tz)
@@ -61,51 +79,68 @@ def peak_counts(
         nxt = day + timedelta(days=1)
         day_end = day_start_us(nxt, tz)
         lo, hi = max(day_start, start), min(day_end, end)
-        regular = (
-            (lo, hi) == (day_start, day_end)
-            and day_end - day_start == DAY_US
-            and _offset(day_start, tz) == _offset(day_end - 1, tz)
-        )
-        if regular:
+        # 24 hours from one local midnight to the next: one offset all day (a zone changing
+        # its clock twice inside one day would be read wrongly; none does).
+        if (lo, hi) == (day_start, day_end) and day_end - day_start == DAY_US:
             phase = day_start % HOUR_US
             bucket = (day_start - phase) // HOUR_US
             if run and run[0] == phase and run[1] + 24 * run[2] == bucket:
                 run[2] += 1
             else:
-                _flush(series, run, out)
+                _flush(source, run, out)
                 run = [phase, bucket, 1, day.weekday()]
         elif lo < hi:
-            _flush(series, run, out)
+            _flush(source, run, out)
             run = []
-            _irregular_day(series, day, lo, hi, tz, out)
+            _irregular_day(source, day, lo, hi, tz, out)
         day, day_start = nxt, day_end
-    _flush(series, run, out)
-    return out
+    _flush(source, run, out)
+    return _peak(out)
 
 
-def _flush(series: list[Series], run: list[int], out: list[tuple[list[int], list[int]]]) -> None:
+def _peak(out: Sums) -> Peak:
+    (hour_nr, day_nr), (hour_work, day_work) = out[NEW_OR_REOPENED], out[WORK]
+    return Peak(hour_nr, hour_work, day_nr, day_work)
+
+
+def _flush(source: Source, run: list[int], out: Sums) -> None:
     if not run:
         return
     phase, first, days, weekday = run
-    stop = first + 24 * days
-    for s, (by_hour, by_weekday) in zip(series, out, strict=True):
-        grid = s.grid(phase)
+    # Pieces of 52 weeks: each starts on the run's weekday, and a copy stays small.
+    for start in range(0, days, PIECE_DAYS):
+        _piece(source, phase, first + 24 * start, min(PIECE_DAYS, days - start), weekday, out)
+
+
+def _piece(source: Source, phase: int, first: int, days: int, weekday: int, out: Sums) -> None:
+    stop = 24 * days
+    for code, (by_hour, by_weekday) in out.items():
+        grid = source.grid(code, phase)
+        # One contiguous copy of the piece's buckets, then strided sums at C speed.
+        firsts, *lags = grid.window(first, first + stop)
         for h in range(24):
-            by_hour[h] += grid.slot_firsts(first + h, stop, 24)
+            by_hour[h] += sum(firsts[h:stop:24])
         for q in range(min(7, days)):
-            by_weekday[(weekday + q) % 7] += grid.day_firsts(first + 24 * q, stop, WEEK_HOURS)
+            # The days of one weekday: its hours j, where a link of lag ≤ j started that day.
+            hours = [slice(24 * q + j, stop, WEEK_HOURS) for j in range(24)]
+            total = sum(map(sum, map(firsts.__getitem__, hours)))
+            for lag, counts in enumerate(lags, start=1):
+                total -= sum(map(sum, map(counts.__getitem__, hours[lag:])))
+            by_weekday[(weekday + q) % 7] += total
 
 
-def _irregular_day(
-    series: list[Series],
-    day: date,
-    lo: int,
-    hi: int,
-    tz: ZoneInfo,
-    out: list[tuple[list[int], list[int]]],
-) -> None:
-    slots = hour_slots(lo, hi, tz)
-    for s, (by_hour, by_weekday) in zip(series, out, strict=True):
-        by_weekday[day.weekday()] += s.first(lo, hi)
-        for a, b, hour in slots:
-            by_hour[hour] += s.first(a, b)
+def _irregular_day(source: Source, day: date, lo: int, hi: int, tz: ZoneInfo, out: Sums) -> None:
+    codes = list(out)
+    whole = source.latest(codes, lo, hi).counts
+    for code in codes:
+        out[code][1][day.weekday()] += whole[code]
+    for a, b, hour in hour_slots(lo, hi, tz):
+        phase = a % HOUR_US
+        if b - a == HOUR_US and phase in _GRID_PHASES:
+            for code in codes:
+                grid = source.grid(code, phase)
+                out[code][0][hour] += grid.firsts(grid.bucket(a))
+        else:
+            got = source.latest(codes, a, b).counts
+            for code in codes:
+                out[code][0][hour] += got[code]

@@ -1,7 +1,8 @@
 """A small, safe binary encoding for the statistics snapshot (no pickle: loading it runs no code).
 
-Plain data only: None, bools, int64s, strings, lists, dicts and `array('q')`s, which are
-written as their raw bytes so a year of counters loads at memory speed.
+Plain data only: None, bools, int64s, strings, lists, dicts and integer `array`s, which are
+written as their typecode and raw little-endian bytes so a year of counters loads at memory
+speed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import sys
 from array import array
 from typing import Any
 
-MAGIC = b"CRSTATS1"
+MAGIC = b"CRSTATS2"
+_TYPECODES = frozenset("bBhHiIqQ")  # fixed sizes only
 _I64 = struct.Struct("<q")
 _NONE, _FALSE, _TRUE, _INT, _STR, _LIST, _DICT, _ARRAY = range(8)
 _LITTLE = sys.byteorder == "little"
@@ -36,12 +38,12 @@ def _put(value: Any, out: list[bytes]) -> None:
         raw = value.encode()
         out.append(bytes((_STR,)) + pack(len(raw)) + raw)
     elif isinstance(value, array):
-        if value.typecode != "q":
-            raise TypeError(f"only array('q') is stored, not {value.typecode!r}")
-        data = value if _LITTLE else array("q", value)
+        if value.typecode not in _TYPECODES:
+            raise TypeError(f"only integer arrays are stored, not {value.typecode!r}")
+        data = value if _LITTLE else array(value.typecode, value)
         if not _LITTLE:
             data.byteswap()
-        out.append(bytes((_ARRAY,)) + pack(len(value)))
+        out.append(bytes((_ARRAY, ord(value.typecode))) + pack(len(value)))
         out.append(data.tobytes())
     elif isinstance(value, (list, tuple)):
         out.append(bytes((_LIST,)) + pack(len(value)))
@@ -59,9 +61,12 @@ def _put(value: Any, out: list[bytes]) -> None:
 def decode(data: bytes) -> Any:
     """The plain-data value of `encode`'s bytes; ValueError for anything else."""
     if not data.startswith(MAGIC):
-        raise ValueError("not a callrouter statistics snapshot")
+        raise ValueError("not a callrouter statistics snapshot (or one of another version)")
     view = memoryview(data)
-    value, pos = _get(view, len(MAGIC))
+    try:
+        value, pos = _get(view, len(MAGIC))
+    except (IndexError, struct.error, UnicodeDecodeError, TypeError) as exc:
+        raise ValueError(f"a damaged statistics snapshot: {exc}") from None
     if pos != len(data):
         raise ValueError("trailing bytes after the statistics snapshot")
     return value
@@ -70,6 +75,12 @@ def decode(data: bytes) -> Any:
 def _get(view: memoryview, pos: int) -> tuple[Any, int]:
     tag = view[pos]
     pos += 1
+    typecode = ""
+    if tag == _ARRAY:
+        typecode = chr(view[pos])
+        if typecode not in _TYPECODES:
+            raise ValueError(f"bad array typecode {typecode!r} in the statistics snapshot")
+        pos += 1
     if tag == _NONE:
         return None, pos
     if tag in (_FALSE, _TRUE):
@@ -81,11 +92,14 @@ def _get(view: memoryview, pos: int) -> tuple[Any, int]:
     if tag == _STR:
         return bytes(view[pos : pos + n]).decode(), pos + n
     if tag == _ARRAY:
-        values = array("q")
-        values.frombytes(view[pos : pos + 8 * n])
+        values = array(typecode)
+        size = values.itemsize * n
+        if n < 0 or pos + size > len(view):
+            raise ValueError("truncated statistics snapshot")
+        values.frombytes(view[pos : pos + size])
         if not _LITTLE:
             values.byteswap()
-        return values, pos + 8 * n
+        return values, pos + size
     if tag == _LIST:
         items = []
         for _ in range(n):

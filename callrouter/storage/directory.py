@@ -33,14 +33,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from callrouter.domain.account import DEFAULT_CALL_API_URL, Account, Integration
+from callrouter.domain.account import DEFAULT_CALL_API_URL, SETTING_RANGES, Account, Integration
 from callrouter.domain.phones import normalize_phone
 from callrouter.storage.models import Field, Operator, Rejected, Setting, Staff, User, UserPhone
 
 SETTINGS_KEY: Final = "settings"
 INTEGRATION_KEY: Final = "integration"
-INT_SETTINGS: Final = ("close_sla_seconds", "service_level_seconds", "silent_call_timeout_seconds")
-_MAX_SECONDS: Final = 10 * 366 * 86400
+INT_SETTINGS: Final = tuple(SETTING_RANGES)
 
 # (key, title, shown in the incoming-call popup by default: R3).
 BUILTIN_FIELDS: Final = (
@@ -145,10 +144,12 @@ def _check_setting(key: str, value: object) -> str | int:
                 "invalid_timezone", f"Unknown time zone '{value}' (use an IANA name)."
             ) from None
         return value
-    if key in INT_SETTINGS:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _MAX_SECONDS:
+    if key in SETTING_RANGES:
+        low, high = SETTING_RANGES[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise InvalidError(
-                "invalid_setting", f"Field '{key}' must be a positive number of seconds."
+                "invalid_setting",
+                f"Field '{key}' must be a whole number of seconds from {low} to {high}.",
             )
         return value
     raise InvalidError("unknown_setting", f"Unknown setting '{key}'.")
@@ -158,6 +159,12 @@ async def save_settings(session: AsyncSession, /, **changes: object) -> Account:
     """Change some settings (all validated before any is written); the account after."""
     checked: dict[str, Any] = {key: _check_setting(key, value) for key, value in changes.items()}
     account = replace(await load_account(session), **checked)
+    if account.silent_call_timeout_seconds <= account.lateness_seconds:
+        raise InvalidError(
+            "invalid_setting",
+            "silent_call_timeout_seconds must be longer than lateness_seconds: a call is"
+            " decided only after the lateness bound.",
+        )
     await _put_setting(session, SETTINGS_KEY, account.settings_json())
     return account
 
@@ -666,15 +673,23 @@ async def popup_fields(session: AsyncSession, user: User) -> list[dict[str, Any]
         if any(f.key == "phones" for f in fields)
         else []
     )
+    values = {key: getattr(user, key) for key in BUILTIN_KEYS if key != "phones"}
+    return popup(fields, values, user.custom_fields or {}, phones)
+
+
+def popup(
+    fields: Sequence[Field], values: Mapping[str, Any], custom: Mapping[str, Any], phones: list[str]
+) -> list[dict[str, Any]]:
+    """The popup of one user from its field values: `fields` are the flagged ones, in order."""
     result = []
     for field in fields:
         value: Any
         if field.key == "phones":
             value = ", ".join(phones) or None
         elif field.key in BUILTIN_KEYS:
-            value = getattr(user, field.key)
+            value = values.get(field.key)
         else:
-            value = (user.custom_fields or {}).get(field.key)
+            value = custom.get(field.key)
         result.append({"key": field.key, "title": field.title, "value": value})
     return result
 
@@ -707,3 +722,60 @@ async def paged(
     # Past the last page: only the count is left to tell (nothing on the page to disagree).
     total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     return [], int(total or 0)
+
+
+# --- units of work the HTTP handlers have the writer run (plain answers, not ORM rows) ------
+
+
+async def change_settings(session: AsyncSession, changes: Mapping[str, Any]) -> Account:
+    """`PUT /api/v1/settings`: the account after the change."""
+    return await save_settings(session, **changes)
+
+
+async def add_user(session: AsyncSession, data: Mapping[str, Any]) -> dict[str, Any]:
+    """`POST /api/v1/users`: the new user's view."""
+    return await user_view(session, await create_user(session, data))
+
+
+async def change_user(
+    session: AsyncSession, user_id: int, data: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`PATCH /api/v1/users/{id}`: the user's view after the change."""
+    return await user_view(session, await patch_user(session, user_id, data))
+
+
+async def link_phone(session: AsyncSession, user_id: int, phone: str | None) -> dict[str, Any]:
+    """R7: the calling number joins the user's phones (when there is one); the user's view."""
+    if phone is not None and normalize_phone(phone) is not None:
+        await add_phone(session, user_id, phone)
+    user = await get_user(session, user_id)
+    if user is None:
+        raise NotFoundError("user_not_found", f"No user {user_id}.")
+    return await user_view(session, user)
+
+
+async def add_staff(session: AsyncSession, full_name: str, email: str) -> dict[str, Any]:
+    """`POST /api/v1/staff`: the staff member with their token (shown this once)."""
+    staff, token = await create_staff(session, full_name, email)
+    return staff_json(staff) | {"token": token}
+
+
+async def map_operator(
+    session: AsyncSession, employee_id: int, staff_id: int | None
+) -> dict[str, Any]:
+    """`PUT /api/v1/operators/{employee_id}`."""
+    return operator_json(await put_operator(session, employee_id, staff_id))
+
+
+async def add_field(
+    session: AsyncSession, key: str, title: str, incoming_call: bool
+) -> dict[str, Any]:
+    """`POST /api/v1/fields`."""
+    return field_json(await create_field(session, key, title, incoming_call))
+
+
+async def change_field(
+    session: AsyncSession, key: str, incoming_call: bool | None, title: str | None
+) -> dict[str, Any]:
+    """`PATCH /api/v1/fields/{key}`."""
+    return field_json(await update_field(session, key, incoming_call=incoming_call, title=title))

@@ -168,6 +168,8 @@ class Call(Base):
     """
 
     __tablename__ = "calls"
+    # R16 reads a caller's conversations since their missed-call case: by user and end.
+    __table_args__ = (Index("ix_calls_user_ended", "user_id", "ended_at"),)
     call_session_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     direction: Mapped[str | None] = mapped_column(String(4))
     phone: Mapped[str | None] = mapped_column(String(64))
@@ -183,6 +185,8 @@ class Call(Base):
     wait_seconds: Mapped[float | None] = mapped_column(Float)
     offered_staff_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     talked: Mapped[list[list[int]]] = mapped_column(JSON, default=list)  # [staff_id, talk seconds]
+    # Decided without its call end (the silent-call timeout): a late call end corrects the talk.
+    timed_out: Mapped[bool | None] = mapped_column(Boolean, default=False)
 
 
 class CallAction(Base):
@@ -233,6 +237,27 @@ class InboxEntry(Base):
     received_at: Mapped[datetime]
     body: Mapped[str] = mapped_column(Text)
     done: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Quarantine(Base):
+    """A call (or a body) whose processing failed, kept with its error for the admin and
+    retried after a fix or a restart, while every other call goes on (STYLE habit 11).
+
+    `stage` says where it failed: parse, entity, timer, decide, write, amend, statistics.
+    `inbox_ids` are the notifications it holds; `body` the raw text when it never got an id.
+    """
+
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    call_session_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str] = mapped_column(Text)
+    inbox_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    body: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open / retried
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class Rejected(Base):

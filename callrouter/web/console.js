@@ -390,14 +390,15 @@
       case 'call.connected':
         dialEvent(ev, ev.type === 'call.dialing' ? 'dialing' : 'connected');
         break;
-      case 'call.ended': {
-        const call = S.calls.get(id);
+      case 'call.ended':
         S.calls.delete(id);
         if (S.dial && S.dial.callId != null && String(S.dial.callId) === id) dialEnded(S.dial);
         callsChanged();
-        callEnded(id, ev.case_ids || [], call);
+        callEnded(id, ev.case_ids || []);
         break;
-      }
+      case 'call.decided':
+        callDecided(id, ev.case_ids || []);
+        break;
       case 'case.updated':
         caseUpdated(ev.case_id);
         break;
@@ -415,13 +416,20 @@
     if (call.userId != null) go(`#/user/${call.userId}?call=${call.id}`);
   }
 
-  function callEnded(id, caseIds, call) {
+  /** The call is over; its cases follow once it is settled (`call.decided`). */
+  function callEnded(id, caseIds) {
+    const v = S.view;
+    if (v && v.name === 'new-case' && v.callId === id) formCallEnded(v, caseIds);
+  }
+
+  /** R11–R17 have run for the call: its cases exist now, wherever they are shown. */
+  function callDecided(id, caseIds) {
     const v = S.view;
     if (!v) return;
     if (v.name === 'case') refreshCase(v);
-    else if (v.name === 'new-case' && v.callId === id) formCallEnded(v, caseIds);
+    else if (v.name === 'new-case' && v.callId === id) formCasesReady(v, caseIds);
     else if (v.name === 'cases') refreshCases(v);
-    else if (v.name === 'user' && call && call.userId === v.id) refreshProfileCases(v);
+    else if (v.name === 'user') refreshProfileCases(v);
   }
 
   function caseUpdated(caseId) {
@@ -953,29 +961,38 @@
   }
 
   /** The call ended before "Create": the case is made from the draft by the service (R10, R12). */
+  /** The call ended with the form open: what was typed becomes a case (R23a) when the call
+   *  is decided, a little after its end; the decision may have come already (a reconnect). */
   async function formCallEnded(v, caseIds) {
+    if (v.ended) return;
     v.ended = true;
     renderFormCaller(v);
     v.create.disabled = true;
-    const box = h('div', {class: 'alert alert-info', 'data-testid': 'form-call-ended'},
+    v.endedBox = h('div', {class: 'alert alert-info', 'data-testid': 'form-call-ended'},
       h('strong', null, 'The call has ended.'), ' A case is created from what you typed; ');
-    v.err.replaceChildren(box);
+    v.err.replaceChildren(v.endedBox);
     let ids = caseIds;
-    for (let i = 0; !(ids && ids.length) && i < 30 && S.view === v; i++) {
+    if (!ids.length) {
       try {
-        ids = (await api('GET', `/api/v1/calls/${v.callId}`)).case_ids;
+        ids = (await api('GET', `/api/v1/calls/${v.callId}`)).case_ids || [];
       } catch {
-        ids = null;
+        ids = [];
       }
-      if (!(ids && ids.length)) await new Promise((r) => setTimeout(r, 500));
     }
-    if (S.view !== v) return;
-    if (ids && ids.length) {
-      dropDraft(v.callId);
-      box.append(...ids.map((id) => h('a', {href: `#/case/${id}`, 'data-testid': 'form-ended-case'}, `open case #${id}`)));
-    } else {
-      box.append('it will appear in the cases list.');
+    if (ids.length) formCasesReady(v, ids);
+    else if (S.view === v && !v.ready) v.endedBox.append(h('span', {'data-testid': 'form-ended-wait'}, 'it appears here in a moment.'));
+  }
+
+  function formCasesReady(v, ids) {
+    if (S.view !== v || v.ready || !ids.length) return;
+    if (!v.ended) {
+      formCallEnded(v, ids);
+      return;
     }
+    v.ready = true;
+    dropDraft(v.callId);
+    v.endedBox.querySelector('[data-testid="form-ended-wait"]')?.remove();
+    v.endedBox.append(...ids.map((id) => h('a', {href: `#/case/${id}`, 'data-testid': 'form-ended-case'}, `open case #${id}`)));
   }
 
   // ---- the case page -----------------------------------------------------------------------

@@ -12,8 +12,9 @@ from aiohttp.test_utils import TestClient
 from callrouter.http import admin, users
 from callrouter.http.auth import require_any, require_staff
 from callrouter.http.errors import error_middleware, json_response
-from callrouter.http.keys import ADMIN_TOKEN, CONTROL, DB
+from callrouter.http.keys import ADMIN_TOKEN, CONTROL, DB, STORE
 from callrouter.storage.engine import Database
+from callrouter.storage.local import LocalStore
 
 ADMIN_TOKEN_VALUE = "admin-secret"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN_VALUE}"}
@@ -47,6 +48,7 @@ def make_app(db: Database, control: RecordingControl) -> web.Application:
     """The routes under test, wired as the real app factory wires them."""
     app = web.Application(middlewares=[error_middleware])
     app[DB] = db
+    app[STORE] = LocalStore(db)  # the writer's part, in this process
     app[CONTROL] = control
     app[ADMIN_TOKEN] = ADMIN_TOKEN_VALUE
     app.add_routes(admin.routes)

@@ -19,6 +19,7 @@ DEFAULT_SETTINGS = {
     "close_sla_seconds": 86400,
     "service_level_seconds": 20,
     "silent_call_timeout_seconds": 7200,
+    "lateness_seconds": 30,
 }
 BUILTINS = [
     {"key": "full_name", "title": "Full name", "incoming_call": True},
@@ -212,6 +213,11 @@ async def test_settings_defaults_and_partial_put(client: Any, control: Any, new_
         ({"close_sla_seconds": 0}, "invalid_setting"),
         ({"silent_call_timeout_seconds": "7200"}, "invalid_setting"),
         ({"service_level_seconds": 20.5}, "invalid_setting"),
+        # Issue "nothing lost" #8: a one-second silence timeout would end calls that wait.
+        ({"silent_call_timeout_seconds": 1}, "invalid_setting"),
+        ({"lateness_seconds": 0}, "invalid_setting"),
+        ({"lateness_seconds": 4000}, "invalid_setting"),
+        ({"lateness_seconds": 600, "silent_call_timeout_seconds": 300}, "invalid_setting"),
         ({"session": 1}, "unknown_setting"),
     ],
 )

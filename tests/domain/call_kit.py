@@ -8,16 +8,20 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from callrouter.actors.host import Envelope, Finalize, Inbound, Job, ShardHost, entity_key, shard_of
+from callrouter.actors.host import Envelope, Inbound, Output, ShardHost, entity_key, shard_of
 from callrouter.domain.call import CallFacts, CallState, Finished, LiveEffect
+from callrouter.domain.clock import ClockReading
 from callrouter.domain.notifications import Kind, Notification
 from callrouter.domain.uis import parse_body, parse_notification
 from callrouter.testing import uis_bodies as ub
 
 MSK = ZoneInfo("Europe/Moscow")
-RECEIVED_AT = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)  # only used when a body has no time
-FAR_FUTURE = 1e12  # a wall clock after every deadline
+RECEIVED_AT = datetime(
+    2040, 1, 1, tzinfo=UTC
+)  # after every generated call (the parser refuses the future)
+FAR_FUTURE = 1e12  # a wall clock (and event clock) after every deadline
 SILENT = 7200.0  # the default silent-call timeout (seconds)
+LATENESS = 30.0  # the default lateness bound (seconds)
 
 
 def parse(events: list[ub.Event]) -> list[Notification]:
@@ -35,11 +39,16 @@ def times(events: list[ub.Event], kind: str) -> list[datetime]:
     return [local(t) for t, b in events if b["notification_name"] == ub.NAMES[kind]]
 
 
-def feed(state: CallState, notes: list[Notification], start: float = 0.0) -> list[LiveEffect]:
+def feed(
+    state: CallState,
+    notes: list[Notification],
+    start: float = 0.0,
+    staff_of: dict[int, int] | None = None,
+) -> list[LiveEffect]:
     """Apply `notes` in order, one wall-clock second apart; all the live effects, in order."""
     effects: list[LiveEffect] = []
     for i, n in enumerate(notes):
-        effects += state.apply(n, start + i)
+        effects += state.apply(n, start + i, staff_of=staff_of)
     return effects
 
 
@@ -49,28 +58,41 @@ def steps(state: CallState, notes: list[Notification]) -> list[list[LiveEffect]]
 
 
 def finish(state: CallState, silent_timeout: float = SILENT) -> Finished:
-    """Finalize the call (a timer far after every deadline) and return its `Finished`."""
-    effects = state.on_timer(FAR_FUTURE, silent_timeout)
-    assert len(effects) == 1 and isinstance(effects[0], Finished), effects
-    return effects[0]
+    """Finish the call (timers far after every deadline) and return its `Finished`."""
+    effects = state.on_timer(FAR_FUTURE, FAR_FUTURE, LATENESS, silent_timeout)
+    done = [e for e in effects if isinstance(e, Finished)]
+    assert len(done) == 1, effects
+    return done[0]
 
 
-def facts_of(notes: list[Notification]) -> CallFacts:
+def facts_of(notes: list[Notification], staff_of: dict[int, int] | None = None) -> CallFacts:
     """The facts of a call whose notifications arrive in the given order."""
     state = CallState(notes[0].call_session_id)
-    feed(state, notes)
+    feed(state, notes, staff_of=staff_of)
     return finish(state).facts
 
 
 class Cluster:
-    """`count` shard hosts with the Ray shell's routing: forwards are delivered until quiet."""
+    """`count` shard hosts with the Ray shell's routing: forwards are delivered until quiet,
+    and every output is kept in `outputs`, in the order the shards made them."""
 
-    def __init__(self, count: int, staff_of: dict[int, int], silent_timeout: float = SILENT):
-        self.hosts = [ShardHost(i, count, staff_of, silent_timeout) for i in range(count)]
-        self.jobs: list[tuple[int, Job]] = []  # (shard, job) in the order the shards made them
+    def __init__(
+        self,
+        count: int,
+        staff_of: dict[int, int],
+        silent_timeout: float = SILENT,
+        lateness: float = LATENESS,
+    ):
+        self.hosts = [ShardHost(i, count, staff_of, silent_timeout, lateness) for i in range(count)]
+        self.outputs: list[Output] = []
 
     def host_of(self, env: Envelope) -> ShardHost:
         return self.hosts[shard_of(entity_key(env), len(self.hosts))]
+
+    def set_clock(self, event_time: float, wall: float) -> None:
+        """Every shard's event clock stands at `event_time` at wall time `wall`."""
+        for host in self.hosts:
+            host.clock = ClockReading(event_time, wall, 1.0, 0.0)
 
     def deliver(self, envelopes: list[Envelope], now: float) -> None:
         pending: dict[int, list[Envelope]] = defaultdict(list)
@@ -82,7 +104,7 @@ class Cluster:
         pending: dict[int, list[Envelope]] = defaultdict(list)
         for host in self.hosts:
             out = host.tick(now)
-            self.jobs += [(host.index, job) for job in out.jobs]
+            self.outputs.append(out)
             for target, envs in out.forwards.items():
                 pending[target] += envs
         self._drain(pending, now)
@@ -92,12 +114,12 @@ class Cluster:
             target, envs = next(iter(pending.items()))
             del pending[target]
             out = self.hosts[target].handle(envs, now)
-            self.jobs += [(target, job) for job in out.jobs]
+            self.outputs.append(out)
             for other, more in out.forwards.items():
                 pending[other] += more
 
-    def finalized(self) -> list[Finalize]:
-        return [job for _, job in self.jobs if isinstance(job, Finalize)]
+    def finished(self) -> list[CallFacts]:
+        return [f for out in self.outputs for f in out.finished]
 
     def inbound(
         self,

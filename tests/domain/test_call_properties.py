@@ -1,8 +1,9 @@
-"""R32 as properties: UIS may deliver a call's notifications twice, late or out of order, and the
-product must end in the same cases either way. For calls of every scenario family of
-`uis_bodies` (random operators, times, phones, layouts), any permutation of the notifications
-with random duplicates gives the same facts, hence the same `decide()` output, as the typical
-order, both in a bare CallState and through a cluster of ShardHosts."""
+"""R32 as properties of one call: UIS may deliver a call's notifications twice, late or out of
+order, and the product must end in the same cases either way. For calls of every scenario
+family of `uis_bodies` (random operators, times, phones, layouts), any permutation of the
+notifications with random duplicates gives the same facts, hence the same `decide()` output,
+as the typical order, both in a bare CallState and through a cluster of ShardHosts. (Orders
+across calls, with the writer and the database: tests/storage/test_pipeline_properties.py.)"""
 
 from __future__ import annotations
 
@@ -11,15 +12,22 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from call_kit import FAR_FUTURE, Cluster, facts_of, parse
+from call_kit import FAR_FUTURE, LATENESS, Cluster, facts_of, parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callrouter.actors.host import Finalize, Live, shard_of
-from callrouter.domain.call import Answered, CallState, Finished, LiveEffect, Offered, OfferEnded
-from callrouter.domain.case_rules import Decision, Dial, decide
+from callrouter.actors.host import shard_of
+from callrouter.domain.call import (
+    Answered,
+    CallState,
+    Ended,
+    Finished,
+    LiveEffect,
+    Offered,
+    OfferEnded,
+)
+from callrouter.domain.case_rules import CallContext, Caller, Decision, Dial, MissedCase, decide
 from callrouter.domain.notifications import Notification
-from callrouter.domain.phones import normalize_phone
 from callrouter.testing import uis_bodies as ub
 
 FAMILIES = ("answered", "missed", "voice_menu", "transfer", "softphone", "dial")
@@ -68,22 +76,24 @@ def generated_calls(draw: st.DrawFn) -> GeneratedCall:
     return GeneratedCall(family, parse(events), staff_of, dial, groupable)
 
 
-def decision(call: GeneratedCall, notes: list[Notification]) -> Decision:
-    facts = facts_of(notes)
-    return decide(facts, call.staff_of, [], {}, call.dial, call.groupable)
+def decision(call: GeneratedCall, facts: object) -> Decision:
+    missed = MissedCase(call.groupable, datetime(2000, 1, 1)) if call.groupable else None
+    return decide(CallContext(facts, dial=call.dial, caller=Caller(missed)))  # type: ignore[arg-type]
 
 
-def check_live_effects(effects: list[LiveEffect], done: Finished) -> None:
+def check_live_effects(effects: list[LiveEffect]) -> None:
     """Popups are withdrawn only once shown, and everyone shown anything has their live view
-    ended by the finish (no staff member stays 'ringing' or 'talking' forever)."""
+    ended (no staff member stays 'ringing' or 'talking' forever)."""
     shown: Counter[int] = Counter()
+    ended = [e for e in effects if isinstance(e, Ended)]
+    assert len(ended) == 1, effects
     for effect in effects:
         if isinstance(effect, Offered):
             shown[effect.employee_id] += 1
         elif isinstance(effect, OfferEnded):
             assert shown[effect.employee_id] > 0, effects
         if isinstance(effect, Offered | Answered):
-            assert effect.employee_id in done.employee_ids, (effect, done.employee_ids)
+            assert effect.employee_id in ended[0].employee_ids, (effect, ended)
 
 
 @PROPERTY
@@ -96,23 +106,25 @@ def test_r32_any_order_with_duplicates_gives_the_same_facts_and_cases(
     state = CallState(call.notes[0].call_session_id)
     effects: list[LiveEffect] = []
     for i, n in enumerate(order):
-        effects += state.apply(n, float(i))
-    (done,) = state.on_timer(FAR_FUTURE, 7200)
+        effects += state.apply(n, float(i), staff_of=call.staff_of)
+    effects += state.on_timer(FAR_FUTURE, FAR_FUTURE, LATENESS, 7200)
+    done = effects.pop()
     assert isinstance(done, Finished)
-    assert done.facts == facts_of(call.notes)
-    assert decide(done.facts, call.staff_of, [], {}, call.dial, call.groupable) == decision(
-        call, call.notes
-    )
-    check_live_effects(effects, done)
+    expected = facts_of(call.notes, call.staff_of)
+    assert done.facts == expected
+    assert decision(call, done.facts) == decision(call, expected)
+    check_live_effects(effects)
 
 
 def _through_cluster(
     call: GeneratedCall, items: list[tuple[Notification, int | None]], shards: int
 ) -> Cluster:
     cluster = Cluster(shards, call.staff_of)
+    cluster.set_clock(min(n.time for n, _ in items).timestamp(), 1000.0)  # the writer's clock
     cluster.inbound([n for n, _ in items], 1000.0, inbox_ids=[i for _, i in items])
-    # Deliveries 10 ms apart with ticks between them never reach the settle window.
-    assert cluster.finalized() == []
+    # While the event clock has not passed the call's end by the lateness, nothing finishes.
+    assert cluster.finished() == []
+    cluster.set_clock(FAR_FUTURE, FAR_FUTURE)
     cluster.tick(FAR_FUTURE)
     return cluster
 
@@ -123,8 +135,8 @@ def test_r32_shard_hosts_finalize_the_same_call_in_any_order(
     call: GeneratedCall, shards: int, data: st.DataObject
 ) -> None:
     typical = _through_cluster(call, [(n, i + 1) for i, n in enumerate(call.notes)], shards)
-    (expected,) = typical.finalized()
-    assert expected.facts == facts_of(call.notes)
+    (expected,) = typical.finished()
+    assert expected == facts_of(call.notes, call.staff_of)
 
     # Resends are new inbox rows; a replay after a restart repeats the same inbox id.
     count = len(call.notes)
@@ -137,22 +149,13 @@ def test_r32_shard_hosts_finalize_the_same_call_in_any_order(
     ]
     order = data.draw(st.permutations(items), label="order")
     cluster = _through_cluster(call, order, shards)
-    assert cluster.finalized() == [expected]
-    assert decide(expected.facts, call.staff_of, [], {}, call.dial, call.groupable) == decision(
-        call, call.notes
-    )
+    assert cluster.finished() == [expected]
+    assert decision(call, expected) == decision(call, facts_of(call.notes, call.staff_of))
     # Live events only ever reach mapped staff (R2), and every live view ends with the call.
     staff = set(call.staff_of.values())
-    assert all(job.staff_id in staff for _, job in cluster.jobs if isinstance(job, Live))
+    assert all(live.staff_id in staff for out in cluster.outputs for live in out.live)
     assert all(a.idle for host in cluster.hosts for a in host.agents.values())
-    assert set(expected.staff_ids) <= staff
-    # Every entity lives on its own shard only: the caller's contact decides (R16 relies on
-    # it), and the staff's one agent entity is the one whose live view ended.
+    # Every entity lives on its own shard only.
     for host in cluster.hosts:
         assert all(shard_of(f"agent:{s}", shards) == host.index for s in host.agents)
-        assert all(shard_of(f"contact:{k}", shards) == host.index for k in host.contacts)
         assert all(shard_of(f"call:{c}", shards) == host.index for c in host.calls)
-    contact = normalize_phone(expected.facts.phone)
-    assert [i for i, job in cluster.jobs if isinstance(job, Finalize)] == [
-        shard_of(f"contact:{contact}", shards)
-    ]

@@ -1,6 +1,6 @@
 """CallState, the pure state machine of one call: the typical orders of UIS.md give the right
-facts, live effects follow R5/R6, and finalization waits for the call end to settle or for the
-silent timeout (R32). Bodies are the realistic ones of `callrouter.testing.uis_bodies`."""
+facts, live effects follow R5/R6, and a call is finished once the event clock has passed its
+end by the lateness bound, or after the silent timeout (R32). Bodies are the realistic ones of `callrouter.testing.uis_bodies`."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ import pytest
 from call_kit import MSK, call_start, facts_of, feed, finish, parse, steps, times
 
 from callrouter.domain.call import (
-    SETTLE_SECONDS,
     Answered,
     CallFacts,
     CallState,
     Conversation,
+    Ended,
     Finished,
     Offered,
     OfferEnded,
 )
-from callrouter.domain.case_rules import decide
+from callrouter.domain.case_rules import CallContext, Decision
+from callrouter.domain.case_rules import decide as decide_context
 from callrouter.domain.notifications import Kind, Notification
 from callrouter.testing import uis_bodies as ub
 
@@ -34,6 +35,14 @@ def note(kind: Kind, seconds: float, **fields: object) -> Notification:
     """A hand-made notification of call CALL, `seconds` after T0 (incoming unless told)."""
     values: dict[str, object] = {"phone": PHONE, "direction": "in"} | fields
     return Notification(kind, CALL, T0 + timedelta(seconds=seconds), **values)  # type: ignore[arg-type]
+
+
+def decide(facts: CallFacts) -> Decision:
+    """The decision for a call whose operator E1 is staff member 501."""
+    mapped = CallFacts(
+        **{**{f: getattr(facts, f) for f in facts.__slots__}, "staff_of": ((E1, 501),)}
+    )
+    return decide_context(CallContext(mapped))
 
 
 def _talk(events: list[ub.Event], kind: str = "call_end") -> int:
@@ -55,7 +64,7 @@ def test_r11_incoming_answered_typical_order() -> None:
         [Offered(E1, CALL, "in", PHONE)],
         [Answered(E1, CALL, PHONE, "in")],
         [],
-        [],
+        [Ended(CALL, (E1,))],  # the call end: everyone's live view of it ends
         [],
     ]
     done = finish(state)
@@ -77,7 +86,6 @@ def test_r11_incoming_answered_typical_order() -> None:
         talk_seconds=95,
         timed_out=False,
     )
-    assert done.employee_ids == (E1,)
 
 
 def test_r15_incoming_missed_typical_order() -> None:
@@ -90,7 +98,7 @@ def test_r15_incoming_missed_typical_order() -> None:
         [OfferEnded(E1, CALL)],
         [Offered(E2, CALL, "in", PHONE)],
         [OfferEnded(E2, CALL)],
-        [],
+        [Ended(CALL, (E1, E2))],
     ]
     done = finish(state)
     assert done.facts.offered == (E1, E2)
@@ -99,21 +107,19 @@ def test_r15_incoming_missed_typical_order() -> None:
     assert done.facts.started_at == call_start(events)
     assert done.facts.ended_at == times(events, "call_end")[0]
     assert (done.facts.talk_seconds, done.facts.timed_out) == (0, False)
-    assert done.employee_ids == (E1, E2)
 
 
 def test_r15_voice_menu_hangup_is_a_call_end_only() -> None:
     """A caller who hangs up in the voice menu: no popup, nobody offered, no conversation."""
     events = ub.voice_menu_hangup(CALL, START, PHONE)
     state = CallState(CALL)
-    assert steps(state, parse(events)) == [[]]
+    assert steps(state, parse(events)) == [[Ended(CALL, ())]]
     done = finish(state)
     (call_end,) = times(events, "call_end")
     assert done.facts.offered == () and done.facts.conversations == ()
     assert done.facts.ended_at == call_end
     assert done.facts.started_at == call_start(events)  # the voice menu counts as waiting
     assert done.facts.phone == PHONE
-    assert done.employee_ids == ()
 
 
 def test_r13_transfer_typical_order() -> None:
@@ -128,7 +134,7 @@ def test_r13_transfer_typical_order() -> None:
         [Answered(E2, CALL, PHONE, "in")],
         [],
         [],
-        [],
+        [Ended(CALL, (E1, E2))],
         [],
         [],
     ]
@@ -151,7 +157,7 @@ def test_r14_outgoing_from_softphone(answered: bool) -> None:
     state = CallState(CALL)
     per = steps(state, parse(events))
     assert per[0] == [Answered(E1, CALL, PHONE, "out")]
-    assert all(effects == [] for effects in per[1:])
+    assert [e for e in per[1:] if e] == [[Ended(CALL, (E1,))]]
     facts = finish(state).facts
     assert facts == CallFacts(
         call_session_id=CALL,
@@ -179,8 +185,12 @@ def test_r18_r19_r20_outgoing_from_a_case(answered: bool) -> None:
     per = steps(state, parse(events))
     # Dialing until the user picks up (R18); only then connected (R19); never connected
     # for an attempt (R20), where the dialing ends with the call.
-    after = [[Answered(E1, CALL, PHONE, "out")]] if answered else [[OfferEnded(E1, CALL)]]
-    assert [e for e in per if e] == [[Offered(E1, CALL, "out", PHONE)], *after]
+    after = [Answered(E1, CALL, PHONE, "out")] if answered else [OfferEnded(E1, CALL)]
+    assert [e for e in per if e] == [
+        [Offered(E1, CALL, "out", PHONE)],
+        after,
+        [Ended(CALL, (E1,))],
+    ]
     facts = finish(state).facts
     assert facts.direction == "out" and facts.external_id == "dial-7"
     assert facts.staff_employee_id == E1
@@ -252,24 +262,35 @@ def test_r32_an_inbox_id_is_applied_once() -> None:
 # -- finalization ---------------------------------------------------------------------------
 
 
-def test_r32_finalization_waits_for_the_call_end_to_settle() -> None:
+def test_r32_a_call_is_finished_when_the_event_clock_passes_its_end_by_the_lateness() -> None:
     notes = parse(ub.incoming_answered(CALL, START, PHONE, E1, talk_seconds=40))
     leg_end = next(n for n in notes if n.kind is Kind.LEG_END)
     call_end = next(n for n in notes if n.kind is Kind.CALL_END)
     state = CallState(CALL)
     feed(state, [n for n in notes if n is not leg_end and n.kind is not Kind.RECORDING], 100.0)
-    end_received = 102.0  # leg start 100, pick-up 101, call end 102
-    assert state.deadline(7200) == end_received + SETTLE_SECONDS
-    assert state.on_timer(end_received, 7200) == []
-    assert state.on_timer(end_received + SETTLE_SECONDS - 0.001, 7200) == []
-    # A swapped leg end arriving inside the settle window still counts.
-    assert state.apply(leg_end, end_received + 1.0) == []
-    assert state.deadline(7200) == end_received + SETTLE_SECONDS  # it does not move
-    (done,) = state.on_timer(end_received + SETTLE_SECONDS, 7200)
+    end = call_end.time.timestamp()
+    assert state.finish_at(30) == end + 30
+    assert state.on_timer(end + 29.999, 110.0, 30, 7200) == []
+    # A swapped leg end delivered within the lateness bound still counts.
+    assert state.apply(leg_end, 120.0) == []
+    assert state.finish_at(30) == end + 30  # it does not move
+    effects = state.on_timer(end + 30, 121.0, 30, 7200)
+    assert [type(e) for e in effects] == [Finished]  # Ended went at the call end already
+    (done,) = effects
     assert isinstance(done, Finished)
     assert done.facts.timed_out is False
     assert done.facts.ended_at == call_end.time
     assert done.facts.conversations[0].ended_at == leg_end.time
+
+
+def test_r5_the_live_view_ends_at_the_call_end_not_at_the_decision() -> None:
+    notes = parse(ub.incoming_answered(CALL, START, PHONE, E1, talk_seconds=40))
+    call_end = next(n for n in notes if n.kind is Kind.CALL_END)
+    state = CallState(CALL)
+    before = feed(state, [n for n in notes if n.kind in (Kind.LEG_START, Kind.ANSWER)])
+    assert [type(e) for e in before] == [Offered, Answered]
+    assert state.apply(call_end, 10.0) == [Ended(CALL, (E1,))]
+    assert state.live_view() == (frozenset(), frozenset())
 
 
 def test_r32_silent_answered_call_is_finalized_answered_after_the_timeout() -> None:
@@ -282,32 +303,30 @@ def test_r32_silent_answered_call_is_finalized_answered_after_the_timeout() -> N
     ]
     state = CallState(CALL)
     state.apply(notes[0], 10.0)
-    assert state.deadline(300) == 310.0
+    assert state.silent_until(300) == 310.0
     state.apply(notes[1], 50.0)  # news postpones the deadline
-    assert state.deadline(300) == 350.0
-    assert state.on_timer(349.9, 300) == []
-    (done,) = state.on_timer(350.0, 300)
+    assert state.silent_until(300) == 350.0
+    assert state.on_timer(1e12, 349.9, 30, 300) == []  # no end: the event clock cannot finish it
+    ended, done = state.on_timer(1e12, 350.0, 30, 300)
+    assert ended == Ended(CALL, (E1,))
     assert isinstance(done, Finished)
     facts = done.facts
     assert facts.timed_out is True
     assert [c.employee_id for c in facts.conversations] == [E1]
     assert facts.ended_at == notes[1].time  # the last thing we heard
-    decision = decide(facts, {E1: 501}, [], {}, None, None)
-    assert decision.outcome == "answered"
-    assert done.employee_ids == (E1,)
+    assert decide(facts).outcome == "answered"
 
 
 def test_r32_silent_unanswered_call_is_finalized_missed_after_the_timeout() -> None:
     state = CallState(CALL)
     state.apply(note(Kind.LEG_START, 0, employee_id=E1, leg_id=1), 5.0)
-    assert state.on_timer(5.0 + 600 - 0.5, 600) == []
-    (done,) = state.on_timer(5.0 + 600, 600)
+    assert state.on_timer(0, 5.0 + 600 - 0.5, 30, 600) == []
+    ended, done = state.on_timer(0, 5.0 + 600, 30, 600)
+    assert ended == Ended(CALL, (E1,))  # the popup of E1 ends too
     assert isinstance(done, Finished)
     assert done.facts.timed_out is True
     assert done.facts.offered == (E1,) and done.facts.conversations == ()
-    decision = decide(done.facts, {E1: 501}, [], {}, None, None)
-    assert decision.outcome == "missed"
-    assert done.employee_ids == (E1,)  # the popup of E1 ends too
+    assert decide(done.facts).outcome == "missed"
 
 
 def test_r32_silent_outgoing_call_keeps_the_users_answer() -> None:
@@ -332,8 +351,8 @@ def test_nothing_happens_after_the_call_is_finished() -> None:
     late = [note(Kind.LEG_START, 500, employee_id=E2, leg_id=9), *notes]
     assert all(state.apply(n, 1000.0 + i) == [] for i, n in enumerate(late))
     assert state.apply(notes[0], 2000.0, inbox_id=99) == []
-    assert state.on_timer(1e13, 1.0) == []
-    assert state.facts() == done.facts
+    assert state.on_timer(1e13, 1e13, 30, 1.0) == []
+    assert state.facts(timed_out=done.facts.timed_out) == done.facts
 
 
 # -- gaps and edge cases (R15, R32) -----------------------------------------------------------
@@ -344,7 +363,7 @@ def test_r32_call_end_tells_who_talked_when_the_pick_up_is_lost() -> None:
     notes = [n for n in parse(events) if n.kind is not Kind.ANSWER]
     facts = facts_of(notes)
     assert [(c.employee_id, c.talk_seconds) for c in facts.conversations] == [(E1, 70)]
-    assert decide(facts, {E1: 501}, [], {}, None, None).outcome == "answered"
+    assert decide(facts).outcome == "answered"
 
 
 def test_r19_dial_user_answered_from_the_call_end_when_the_pick_up_is_lost() -> None:
@@ -371,8 +390,9 @@ def test_finished_names_the_softphone_caller_even_without_legs() -> None:
     out = {"direction": "out", "employee_id": E1}
     assert state.apply(note(Kind.OUTGOING_CALL, 0, **out), 0) == [Answered(E1, CALL, PHONE, "out")]
     state.apply(note(Kind.CALL_END, 4, is_lost=True, talk_seconds=0, **out), 1)
+    assert state.apply(note(Kind.LEG_END, 5), 2) == []
     done = finish(state)
-    assert done.employee_ids == (E1,)
+    assert done.facts.staff_employee_id == E1
     assert done.facts.staff_employee_id == E1 and done.facts.user_answered is False
 
 

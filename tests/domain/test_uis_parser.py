@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callrouter.domain.notifications import Kind, Notification, NotificationError
-from callrouter.domain.uis import NAMES, BodyError, parse_body, parse_notification
+from callrouter.domain.uis import NAMES, BodyError, body_text, parse_body, parse_notification
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 RECEIVED = datetime(2024, 5, 17, 11, 5, tzinfo=UTC)
@@ -538,3 +538,27 @@ def test_r33_any_body_is_an_object_or_a_body_error(raw: bytes) -> None:
         assert str(error)
     else:
         assert isinstance(doc, dict)
+
+
+@pytest.mark.parametrize(
+    ("field", "attr", "value", "read"),
+    [
+        ("contact_phone_number", "phone", "a\u0000b", "a\ufffdb"),
+        ("employee_full_name", "employee_name", "Анна\u0000", "Анна\ufffd"),
+        ("file_link", "file_link", LINK + "\u0000", LINK + "\ufffd"),
+    ],
+)
+def test_r33_a_nul_in_text_reads_as_a_replacement_character(
+    field: str, attr: str, value: str, read: str
+) -> None:
+    """Issue 12: PostgreSQL text holds no NUL, so one would fail after the 200. It reads as
+    U+FFFD: such a caller is an unknown number (its own case), never refused."""
+    n = parse_notification(
+        parse_body(render("Завершение звонка", **{field: value})), MOSCOW, RECEIVED
+    )
+    assert getattr(n, attr) == read
+    assert "\x00" not in "".join(n.record_urls)
+
+
+def test_r33_kept_body_text_has_no_nul() -> None:
+    assert body_text(b'{"a": "x\x00y"}\xff') == '{"a": "x\ufffdy"}\ufffd'

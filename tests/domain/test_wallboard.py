@@ -13,7 +13,7 @@ import pytest
 from call_kit import MSK, facts_of, local, parse, times
 
 from callrouter.actors.host import Inbound, ShardHost
-from callrouter.domain.call import SETTLE_SECONDS
+from callrouter.domain.clock import ClockReading
 from callrouter.domain.wallboard import FinishedCall, LiveCall, Wallboard, finished_call
 from callrouter.testing import uis_bodies as ub
 
@@ -284,15 +284,21 @@ def test_per_staff_answered_missed_and_talk() -> None:
     assert figures["avg_talk_seconds"] == 125.0
 
 
-def test_a_call_is_counted_once() -> None:
-    wb = board(ANNA)
-    call = answered(1, 5, 60)
-    wb.call_finished(call)
-    wb.call_finished(call)  # a shard restarted and finished it again
-    wb.call_finished(missed(1, ANNA))  # even with other facts
+def test_a_call_is_counted_once_as_it_was_last_seen() -> None:
+    """A call is counted at its end and again once settled: the second replaces the first."""
+    wb = board(ANNA, IVAN)
+    at_end = missed(1, ANNA)
+    wb.call_finished(at_end)
+    wb.call_finished(at_end)  # a repeat changes nothing
+    s = snap(wb)
+    assert (today(s)["answered"], today(s)["missed"]) == (0, 1)
+    # A late leg: Ivan had answered it. The count is corrected, not doubled.
+    wb.call_finished(answered(1, 5, 60, IVAN, offered=(ANNA, IVAN)))
     s = snap(wb)
     assert (today(s)["answered"], today(s)["missed"]) == (1, 0)
-    assert (per_staff(s)[ANNA]["answered"], per_staff(s)[ANNA]["missed"]) == (1, 0)
+    assert (per_staff(s)[ANNA]["answered"], per_staff(s)[ANNA]["missed"]) == (0, 1)
+    assert (per_staff(s)[IVAN]["answered"], per_staff(s)[IVAN]["talk_seconds"]) == (1, 60)
+    assert today(s)["avg_talk_seconds"] == 60.0
     assert sum(h["answered"] + h["missed"] for h in s["by_hour"]) == 1  # type: ignore[union-attr]
 
 
@@ -451,7 +457,8 @@ def _shard_board(events: list[ub.Event]) -> tuple[Wallboard, list[dict[str, obje
             wb.call_changed(event) if isinstance(event, LiveCall) else wb.call_finished(event)
         snaps.append(wb.snapshot(now, START.date()))
         now += 1
-    now += SETTLE_SECONDS + 1
+    now += 1
+    host.clock = ClockReading(1e12, now)  # the event clock far past the call's end
     for event in host.tick(now).board:
         wb.call_changed(event) if isinstance(event, LiveCall) else wb.call_finished(event)
     snaps.append(wb.snapshot(now, START.date()))
@@ -484,3 +491,4 @@ def test_an_ended_call_is_not_ringing_while_it_settles() -> None:
     _, snaps = _shard_board(events)
     after_end = snaps[end]
     assert (after_end["ringing"], after_end["longest_wait_seconds"]) == (0, 0)
+    assert today(after_end)["answered"] == 1  # counted at its end, before it is settled

@@ -1,6 +1,7 @@
-"""The case writes of a finished call, on SQLite and on PostgreSQL: finalization (R11, R15,
-R16), idempotency (R32), recordings (R8, R11, R17) and staff actions under the call's lock
-(R8, R10, R23a) — each writing its history rows (R25–R30 read them)."""
+"""The case writes (`storage/case_store.py`), on SQLite and on PostgreSQL: batches of decisions
+(R11, R15, R16), idempotency (R32), recordings before or after the decision (R8, R11, R17),
+late talk times (R32), hidden callers, staff actions (R8, R10, R23a) — each writing its
+history rows (R25–R30 read them)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from sqlalchemy import func, select
 
 from callrouter.domain.call import CallFacts, Conversation
 from callrouter.domain.notifications import Kind, Notification
-from callrouter.storage import actions, directory
-from callrouter.storage.calls import finalize_call, store_recording
+from callrouter.storage import case_store, dials, directory
+from callrouter.storage.case_store import Batch, write_batch
 from callrouter.storage.directory import ConflictError
 from callrouter.storage.engine import Database
 from callrouter.storage.models import Call, Case, CaseEvent, InboxEntry, Message
@@ -28,43 +29,75 @@ async def _staff(db: Database, employee_id: int) -> int:
         return member.id
 
 
-def _answered(call_id: int, employee_id: int, at: datetime) -> CallFacts:
-    return CallFacts(
+def _facts(call_id: int, employee_id: int, staff_id: int, at: datetime, **kw: object) -> CallFacts:
+    base: dict[str, object] = {
+        "call_session_id": call_id,
+        "direction": "in",
+        "phone": PHONE,
+        "external_id": None,
+        "started_at": at,
+        "ended_at": at + timedelta(minutes=2),
+        "offered": (employee_id,),
+        "conversations": (
+            Conversation(employee_id, at + timedelta(seconds=5), at + timedelta(minutes=2), 115),
+        ),
+        "staff_employee_id": None,
+        "user_answered": False,
+        "talk_seconds": 115,
+        "timed_out": False,
+        "staff_of": ((employee_id, staff_id),),
+    }
+    return CallFacts(**(base | kw))  # type: ignore[arg-type]
+
+
+def _missed(call_id: int, employee_id: int, staff_id: int, at: datetime) -> CallFacts:
+    return _facts(
         call_id,
-        "in",
-        PHONE,
-        None,
+        employee_id,
+        staff_id,
         at,
-        at + timedelta(minutes=2),
-        (employee_id,),
-        (Conversation(employee_id, at + timedelta(seconds=5), at + timedelta(minutes=2), 115),),
-        None,
-        False,
-        115,
-        False,
+        conversations=(),
+        talk_seconds=0,
+        ended_at=at + timedelta(seconds=30),
     )
 
 
-def _missed(call_id: int, employee_id: int, at: datetime) -> CallFacts:
-    return CallFacts(
+def _outgoing(
+    call_id: int, employee_id: int, staff_id: int, at: datetime, **kw: object
+) -> CallFacts:
+    return _facts(
         call_id,
-        "in",
-        PHONE,
-        None,
+        employee_id,
+        staff_id,
         at,
-        at + timedelta(seconds=30),
-        (employee_id,),
-        (),
-        None,
-        False,
-        0,
-        False,
+        direction="out",
+        offered=(),
+        conversations=(),
+        staff_employee_id=employee_id,
+        user_answered=True,
+        talk_seconds=60,
+        **kw,
     )
 
 
-async def _finalize(db: Database, facts: CallFacts) -> object:
-    async with db.sessions() as session, session.begin():
-        return await finalize_call(session, facts)
+def _recording(call_id: int, employee_id: int | None, at: datetime) -> Notification:
+    return Notification(
+        Kind.RECORDING,
+        call_id,
+        at,
+        phone=PHONE,
+        employee_id=employee_id,
+        record_urls=(f"https://media.uiscom.ru/{call_id}/{'a' * 32}",),
+    )
+
+
+async def _write(db: Database, batch: Batch) -> case_store.BatchResult:
+    async with db.writing() as conn:
+        return await write_batch(conn, batch, T0)
+
+
+async def _decide(db: Database, *calls: CallFacts) -> case_store.BatchResult:
+    return await _write(db, Batch(calls=list(calls)))
 
 
 async def _cases(db: Database) -> list[Case]:
@@ -73,16 +106,23 @@ async def _cases(db: Database) -> list[Case]:
 
 
 async def test_answered_call_makes_one_case_once(database: Database) -> None:
-    """R11 and R32: the case, its message, the call row, the inbox marked done; a second
-    finalization changes nothing."""
+    """R11 and R32: the case, its message, the call row, the inbox marked done; deciding it
+    again changes nothing."""
     staff_id = await _staff(database, 9001)
     async with database.sessions() as session, session.begin():
         session.add(
             InboxEntry(body_hash="h1", call_session_id=501, received_at=T0, body="{}", done=False)
         )
-    done = await _finalize(database, _answered(501, 9001, T0))
-    assert done is not None and done.outcome == "answered" and done.staff_ids == (staff_id,)
-    assert await _finalize(database, _answered(501, 9001, T0)) is None
+    result = await _decide(database, _facts(501, 9001, staff_id, T0))
+    [decided] = result.decided
+    assert (decided.outcome, decided.staff_ids, len(decided.case_ids)) == (
+        "answered",
+        (staff_id,),
+        1,
+    )
+    assert [h.kind for h in result.history] == ["created", "message"]
+    again = await _decide(database, _facts(501, 9001, staff_id, T0))
+    assert [d.outcome for d in again.decided] == [""] and again.history == []
     [case] = await _cases(database)
     assert (case.subject, case.status, case.assignee_id, case.call_icon) == (
         f"Входящий звонок с {PHONE}",
@@ -96,33 +136,25 @@ async def test_answered_call_makes_one_case_once(database: Database) -> None:
         undone = await session.scalar(
             select(func.count()).select_from(InboxEntry).where(InboxEntry.done.is_(False))
         )
-        kinds = list(await session.scalars(select(CaseEvent.kind).order_by(CaseEvent.id)))
     assert [(m.kind, m.author_staff_id, m.call_outcome, m.talk_seconds) for m in messages] == [
         ("call", staff_id, "answered", 115)
     ]
     assert call is not None and call.finalized and call.outcome == "answered"
     assert undone == 0
-    assert kinds == ["created", "message"]
 
 
-async def test_recording_before_or_after_the_decision_marks_one_conversation(
-    database: Database,
+@pytest.mark.parametrize("recording_first", [True, False])
+async def test_recording_before_or_after_the_decision_logs_one_conversation(
+    database: Database, recording_first: bool
 ) -> None:
     """R11: the recording reaches the message whatever came first; the history logs one
-    recorded conversation (R25 `answered`), and a repeated recording changes nothing."""
-    await _staff(database, 9002)
-    recording = Notification(
-        Kind.RECORDING,
-        502,
-        T0 + timedelta(minutes=3),
-        phone=PHONE,
-        employee_id=9002,
-        record_urls=("https://media.uiscom.ru/502/" + "a" * 32,),
-    )
-    await _finalize(database, _answered(502, 9002, T0))
-    for _ in range(2):
-        async with database.sessions() as session, session.begin():
-            await store_recording(session, recording)
+    recorded conversation at the recording's time (R25 `answered`); a repeat changes nothing."""
+    staff_id = await _staff(database, 9002)
+    recording = _recording(502, 9002, T0 + timedelta(minutes=3))
+    steps = [Batch(records=[(None, recording)]), Batch(calls=[_facts(502, 9002, staff_id, T0)])]
+    for batch in steps if recording_first else steps[::-1]:
+        await _write(database, batch)
+    await _write(database, Batch(records=[(None, recording)]))
     async with database.sessions() as session:
         conversations = list(
             await session.scalars(select(CaseEvent).where(CaseEvent.conversation.is_(True)))
@@ -130,34 +162,115 @@ async def test_recording_before_or_after_the_decision_marks_one_conversation(
     assert [(e.kind, e.at) for e in conversations] == [("recording", recording.time)]
 
 
-async def test_missed_calls_group_until_a_conversation(database: Database) -> None:
-    """R15 and R16: two missed calls → one case with two messages; after an answered call the
-    next missed call opens a new case."""
+@pytest.mark.parametrize("recording_first", [True, False])
+async def test_r17_icon_turns_green_whatever_came_first(
+    database: Database, recording_first: bool
+) -> None:
+    """Issue 7's order bug: a call from a missed-call case, answered and recorded, turns the
+    case's icon green (R17) also when its recording arrived before the call was decided."""
+    staff_id = await _staff(database, 9005)
+    await _decide(database, _missed(801, 9005, staff_id, T0))
+    [missed] = await _cases(database)
+    async with database.sessions() as session, session.begin():
+        await dials.start_dial(session, missed.id, staff_id, "cr-dial-802", T0)
+    call = _outgoing(802, 9005, staff_id, T0 + timedelta(hours=1), external_id="cr-dial-802")
+    recording = _recording(802, 9005, T0 + timedelta(hours=1, minutes=3))
+    steps = [Batch(records=[(None, recording)]), Batch(calls=[call])]
+    for batch in steps if recording_first else steps[::-1]:
+        await _write(database, batch)
+    [case] = await _cases(database)
+    assert (case.status, case.call_icon) == ("waiting", "normal")
+
+
+async def test_missed_calls_group_until_a_conversation_in_one_batch(database: Database) -> None:
+    """R15 and R16, decided in one batch: two missed calls → one case with two messages; after
+    an answered call the next missed call opens a new case."""
     staff_id = await _staff(database, 9003)
-    await _finalize(database, _missed(601, 9003, T0))
-    await _finalize(database, _missed(602, 9003, T0 + timedelta(minutes=10)))
+    await _decide(
+        database,
+        _missed(601, 9003, staff_id, T0),
+        _missed(602, 9003, staff_id, T0 + timedelta(minutes=10)),
+        _facts(603, 9003, staff_id, T0 + timedelta(minutes=20)),
+        _missed(604, 9003, staff_id, T0 + timedelta(minutes=30)),
+    )
     cases = await _cases(database)
-    assert [(c.subject, c.call_icon, c.assignee_id) for c in cases] == [
-        (f"Пропущенный звонок с {PHONE}", "missed", staff_id)
+    assert [(c.call_icon, c.assignee_id) for c in cases] == [
+        ("missed", staff_id),
+        ("normal", staff_id),
+        ("missed", staff_id),
     ]
-    await _finalize(database, _answered(603, 9003, T0 + timedelta(minutes=20)))
-    await _finalize(database, _missed(604, 9003, T0 + timedelta(minutes=30)))
-    icons = [c.call_icon for c in await _cases(database)]
-    assert icons == ["missed", "normal", "missed"]
     async with database.sessions() as session:
         per_case = dict(
             (await session.execute(select(Message.case_id, func.count()).group_by(Message.case_id)))
             .tuples()
             .all()
         )
+        users = await session.scalar(select(func.count()).select_from(Case.__table__))
     assert sorted(per_case.values()) == [1, 1, 2]
+    assert users == 3 and len({c.user_id for c in cases}) == 1  # one user made for the number
+
+
+async def test_hidden_callers_are_unknown_and_never_grouped(database: Database) -> None:
+    """A caller number without digits is a call from an unknown number: no user, the subject
+    says so, and two hidden callers' missed calls are two cases (issue "nothing lost", #3)."""
+    staff_id = await _staff(database, 9006)
+    await _decide(
+        database,
+        *(
+            _facts(
+                900 + i,
+                9006,
+                staff_id,
+                T0 + timedelta(minutes=i),
+                phone=phone,
+                conversations=(),
+                talk_seconds=0,
+            )
+            for i, phone in enumerate(["anonymous", "+", "sip:operator@pbx", "٧٩٢٦"])
+        ),
+    )
+    cases = await _cases(database)
+    assert [(c.subject, c.user_id) for c in cases] == [
+        ("Пропущенный звонок с неизвестного номера", None)
+    ] * 4
+
+
+async def test_a_late_call_end_corrects_the_talk_time_of_a_timed_out_call(
+    database: Database,
+) -> None:
+    """R32 (issue "nothing lost" #8): a call decided by the silent-call timeout keeps its
+    case; a call end that comes later brings UIS's talk time to the call and its message."""
+    staff_id = await _staff(database, 9007)
+    await _decide(database, _facts(950, 9007, staff_id, T0, timed_out=True, talk_seconds=0))
+    end = Notification(Kind.CALL_END, 950, T0 + timedelta(minutes=5), phone=PHONE, talk_seconds=33)
+    await _write(database, Batch(late=[(None, end)]))
+    async with database.sessions() as session:
+        call = await session.get(Call, 950)
+        message = await session.scalar(select(Message))
+    assert call is not None and call.talk_seconds == 33
+    assert message is not None and message.talk_seconds == 33
+
+
+async def test_a_call_whose_decision_fails_is_named(database: Database) -> None:
+    """STYLE habit 11: the batch raises `CallFailed` for the call at fault, writing nothing,
+    so the writer can set that call aside and write the others."""
+    staff_id = await _staff(database, 9008)
+    good = _facts(960, 9008, staff_id, T0)
+    bad = _facts(961, 9008, staff_id, T0, direction=None)  # not a direction any rule knows
+    bad = CallFacts(**{**{f: getattr(bad, f) for f in bad.__slots__}, "offered": object()})  # type: ignore[arg-type]
+    with pytest.raises(case_store.CallFailed) as failed:
+        await _decide(database, good, bad)
+    assert failed.value.call_session_id == 961 and failed.value.stage == "decide"
+    assert await _cases(database) == []
+    await _decide(database, good)
+    assert len(await _cases(database)) == 1
 
 
 async def test_staff_case_during_the_call_then_the_end(database: Database) -> None:
     """R8, R21, R23a: staff create a case during the call (the caller's open missed case is
     closed), the end makes it `waiting`; after the decision, staff actions get 409."""
     staff_id = await _staff(database, 9004)
-    await _finalize(database, _missed(701, 9004, T0))
+    await _decide(database, _missed(701, 9004, staff_id, T0))
     call = {
         "call_session_id": 702,
         "phone": PHONE,
@@ -165,15 +278,41 @@ async def test_staff_case_during_the_call_then_the_end(database: Database) -> No
         "employee_of": {staff_id: 9004},
     }
     async with database.sessions() as session, session.begin():
-        case = await actions.create_case_from_call(
+        case_id = await case_store.create_case_from_call(
             session, call, staff_id, "Замена", "Договорились", T0
         )
-        await actions.save_draft(session, 702, staff_id, "черновик", None, T0)
-    await _finalize(database, _answered(702, 9004, T0 + timedelta(minutes=5)))
+        await case_store.save_draft(session, 702, staff_id, "черновик", None, T0)
+    await _decide(database, _facts(702, 9004, staff_id, T0 + timedelta(minutes=5)))
     by_id = {c.id: c for c in await _cases(database)}
-    assert by_id[case.id].status == "waiting"
+    assert by_id[case_id].status == "waiting"
     assert [c.status for c in by_id.values() if c.call_icon == "missed"] == ["closed"]
     assert len(by_id) == 2  # no auto case: staff made one
     with pytest.raises(ConflictError):
         async with database.sessions() as session, session.begin():
-            await actions.save_draft(session, 702, staff_id, "late", None, T0)
+            await case_store.save_draft(session, 702, staff_id, "late", None, T0)
+    async with database.sessions() as session:
+        statuses = list(
+            await session.scalars(
+                select(CaseEvent.details).where(CaseEvent.kind == "status").order_by(CaseEvent.id)
+            )
+        )
+    assert [(d["from"], d["to"], d["trigger"]) for d in statuses] == [
+        ("open", "closed", "new_case"),  # R23a: the missed case
+        ("open", "waiting", "call_end"),  # R21
+    ]
+
+
+async def test_r23a_a_missed_call_decided_after_staff_made_a_new_case_is_closed(
+    database: Database,
+) -> None:
+    """The missed call ended before staff made a new case for the caller but is decided after
+    (the lateness bound): its case is created and closed, as R23a would have done."""
+    staff_id = await _staff(database, 9009)
+    call = {"call_session_id": 991, "phone": PHONE, "direction": "in", "employee_of": {}}
+    async with database.sessions() as session, session.begin():
+        await case_store.create_case_from_call(
+            session, call, staff_id, "Новое", "", T0 + timedelta(minutes=1)
+        )
+    await _decide(database, _missed(990, 9009, staff_id, T0))
+    missed = [c for c in await _cases(database) if c.call_icon == "missed"]
+    assert [(c.status, c.closed_at) for c in missed] == [("closed", T0 + timedelta(minutes=1))]
