@@ -3,8 +3,8 @@
 Webhook bodies go to the writer in batches — whatever waits at one moment, a couple of calls
 in flight — never one Ray call per notification (a Ray call costs ~1 ms of CPU here). Every
 write of the frontends is a unit of work the writer runs (`run`), so SQLite has one writing
-process. Live events are long-polled from every shard and from the writer and handed to a
-callback.
+process. Live events are long-polled from the writer (shards' live events come back in their
+deliveries' answers) and handed to a callback.
 """
 
 from __future__ import annotations

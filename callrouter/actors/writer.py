@@ -83,7 +83,7 @@ class WriterService:
         self.board = board
         self.board_events: list[Any] = []
         self.board_wakeup = asyncio.Event()
-        self.profiles = Profiles(self.db)
+        self.profiles = Profiles(self.db, self.db.writing)
         self.shards: list[Any] = []
         self.epochs: list[int | None] = [None] * shards
         self.answers: list[int | None] = [None] * shards  # the last answer of each, received
@@ -214,8 +214,7 @@ class WriterService:
             self.board_wakeup.set()
         if made.live:
             events = [(live.staff_id, live.event) for live in made.live]
-            async with self.db.writing() as conn:
-                events = await self.profiles.enrich(conn, events)
+            events = await self.profiles.enrich(events)
             await self.events.publish(events)
         if made.finished or made.late or made.quarantined:
             self.wakeup.set()

@@ -64,8 +64,7 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     try:
         db = request.app[DB]
         replay = [(staff_id, e) for e in await request.app[CLUSTER].agent_replay(staff_id)]
-        async with db.engine.connect() as conn:
-            replayed = await Profiles(db).enrich(conn, replay)
+        replayed = await Profiles(db, db.engine.connect).enrich(replay)
         for _, event in replayed:
             await ws.send_bytes(orjson.dumps(event))
         sender = asyncio.create_task(_send(ws, queue))

@@ -6,7 +6,8 @@ change to users and fields, tells the cache what it changed."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -25,8 +26,11 @@ Profile = tuple[int, list[dict[str, Any]]] | None  # (user id, popup fields), No
 
 
 class Profiles:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, connect: Callable[[], AbstractAsyncContextManager[Conn]]
+    ) -> None:
         self.db = db
+        self.connect = connect  # the writer's own connection there, a reading one elsewhere
         self.by_number: dict[str, Profile] = {}
         self.fields: list[Field] | None = None  # the ones flagged for the popup (R3)
 
@@ -41,17 +45,22 @@ class Profiles:
             self.by_number.pop(number, None)
 
     async def enrich(
-        self, conn: Conn, events: list[tuple[int, dict[str, Any]]]
+        self, events: list[tuple[int, dict[str, Any]]]
     ) -> list[tuple[int, dict[str, Any]]]:
-        """Complete (staff id, live event) pairs with what only storage knows."""
+        """Complete (staff id, live event) pairs with what only storage knows. A popup of a
+        caller seen before reads nothing: the database is opened only on a miss."""
         numbers = {
             n
             for _, e in events
             if e["type"] in PROFILED and (n := normalize_phone(e.get("phone"))) is not None
         }
-        await self._load(conn, numbers - self.by_number.keys())
+        missing = numbers - self.by_number.keys()
         dials = [e for _, e in events if e["type"] in DIALS]
-        cases = await _dial_cases(conn, dials) if dials else {}
+        cases: dict[int, int | None] = {}
+        if missing or dials:
+            async with self.connect() as conn:
+                await self._load(conn, missing)
+                cases = await _dial_cases(conn, dials) if dials else {}
         out = []
         for staff_id, event in events:
             kind = event["type"]

@@ -126,9 +126,9 @@ def _collect(lines: Iterable[dict[str, Any]], stats: Any, parse_every: int) -> D
 
 @pytest.fixture(scope="module")
 def day() -> Day:
-    """The 500-seat day; the service's parser reads every body of one call in eight."""
+    """The 500-seat day; the service's parser reads every body of one call in 32."""
     stats = gen.DayStats()
-    return _collect(gen.generate_day(500, DAY, seed=1, stats=stats), stats, parse_every=8)
+    return _collect(gen.generate_day(500, DAY, seed=1, stats=stats), stats, parse_every=32)
 
 
 def test_every_body_of_a_smaller_day_parses_as_generated() -> None:

@@ -46,7 +46,7 @@ SEATS = 3
 CALLS_PER_SEAT_HOUR = 10.0  # a few hundred calls in all, few of them lost in the queue
 SEED = 5
 FAST_CONCURRENCY = 64
-SLOW_RATE = 25.0  # notifications/s at most
+SLOW_RATE = 100.0  # notifications/s at most
 SLOW_CONCURRENCY = 1  # one request at a time: the service gets exactly the file's order
 # The account setting that bounds how late a notification may come (the service decides a
 # call that long after its end); small, so the last calls are decided soon.
