@@ -46,7 +46,6 @@ from bench_reference import (
     free_port,
     start_endpoint,
     stop_endpoint,
-    tree_cpu_seconds,
     tree_rss_mib,
     wait_healthy,
 )
@@ -59,6 +58,7 @@ from callrouter.testing.uis_bodies import body
 UTC_ZONE = ZoneInfo("UTC")
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 SENDER_CONNECTIONS = 64
+WARMUP = 300.0  # seconds of traffic before the measured window (calls last ~2 minutes)
 
 
 def percentile(ordered: list[float], share: float) -> float:
@@ -77,28 +77,34 @@ def summary(name: str, values: list[float]) -> str:
 
 
 def traffic(rate: float, seconds: float, employees: int) -> list[tuple[float, dict[str, Any]]]:
-    """Generated calls whose notifications come at about `rate`/s over `seconds`."""
+    """`seconds` of generated traffic at about `rate` notifications/s, in its steady state: a
+    call lasts minutes, so the window starts once calls have been arriving for WARMUP."""
     per_call = 5.3  # notifications per call in generate_traffic's mix
-    calls = int(rate * seconds / per_call)
+    calls = int(rate * (WARMUP + seconds) / per_call)
     lines = generate(calls, seed=11, employees=employees, calls_per_second=rate / per_call)
-    return [(line["t"], line["body"]) for line in lines if line["t"] <= seconds]
+    return [
+        (line["t"] - WARMUP, line["body"])
+        for line in lines
+        if WARMUP <= line["t"] < WARMUP + seconds
+    ]
 
 
-def ringing_key(doc: dict[str, Any]) -> tuple[int, int] | None:
-    """(call, employee) of an incoming leg's start: the post that makes a popup (read by the
-    product's own parser, which knows both layouts)."""
+def facts(doc: dict[str, Any]) -> tuple[int, tuple[int, int] | None]:
+    """The call of a body, and (call, employee) when it is an incoming leg's start: the post
+    that makes a popup (read by the product's own parser, which knows both layouts)."""
     n = parse_notification(doc, UTC_ZONE, datetime.now(UTC))
-    if n.kind is not Kind.LEG_START or n.direction != "in" or n.employee_id is None:
-        return None
-    return n.call_session_id, n.employee_id
+    ringing = n.kind is Kind.LEG_START and n.direction == "in" and n.employee_id is not None
+    return n.call_session_id, (n.call_session_id, n.employee_id) if ringing else None
 
 
 async def _send(url: str, lines: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
-    by_call: dict[Any, list[tuple[float, bytes, tuple[int, int] | None]]] = defaultdict(list)
+    by_call: dict[int, list[tuple[float, bytes, tuple[int, int] | None]]] = defaultdict(list)
     for t, doc in lines:
-        by_call[doc.get("call_session_id")].append((t, orjson.dumps(doc), ringing_key(doc)))
+        call, ringing = facts(doc)
+        by_call[call].append((t, orjson.dumps(doc), ringing))
     sent: dict[tuple[int, int], float] = {}
     answers: list[float] = []
+    lag: list[float] = []  # how late each post left, against its schedule
     errors = 0
     connector = aiohttp.TCPConnector(limit=SENDER_CONNECTIONS)
     start = time.monotonic() + 0.5
@@ -108,6 +114,7 @@ async def _send(url: str, lines: list[tuple[float, dict[str, Any]]]) -> dict[str
             nonlocal errors
             for t, data, key in bodies:  # a call's bodies in order, each at its time
                 await asyncio.sleep(max(0.0, start + t - time.monotonic()))
+                lag.append(time.monotonic() - start - t)
                 posted = time.time()
                 if key is not None:
                     sent[key] = posted
@@ -121,7 +128,7 @@ async def _send(url: str, lines: list[tuple[float, dict[str, Any]]]) -> dict[str
 
         await asyncio.gather(*(one_call(b) for b in by_call.values()))
         took = time.monotonic() - start
-    return {"sent": sent, "answers": answers, "errors": errors, "seconds": took}
+    return {"sent": sent, "answers": answers, "lag": lag, "errors": errors, "seconds": took}
 
 
 def _sender_main(url: str, lines: list[tuple[float, dict[str, Any]]], out: Any) -> None:
@@ -131,7 +138,7 @@ def _sender_main(url: str, lines: list[tuple[float, dict[str, Any]]], out: Any) 
 def send_in_process(url: str, lines: list[tuple[float, dict[str, Any]]]) -> Any:
     """Start the sender process; returns (process, pipe end to read its result from)."""
     ours, theirs = multiprocessing.Pipe(duplex=False)
-    proc = multiprocessing.get_context("fork").Process(
+    proc = multiprocessing.get_context("spawn").Process(
         target=_sender_main, args=(url, lines, theirs)
     )
     proc.start()
@@ -191,7 +198,7 @@ async def console(
 
 async def popups(args: argparse.Namespace, work: Path) -> None:
     lines = traffic(args.rate, args.seconds, args.consoles)
-    rings = sum(1 for _, doc in lines if ringing_key(doc))
+    rings = sum(1 for _, doc in lines if facts(doc)[1])
     reference = await _reference(lines, work)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -210,16 +217,15 @@ async def popups(args: argparse.Namespace, work: Path) -> None:
             ]
             await asyncio.wait_for(ready.wait(), 60)
             rss_before = tree_rss_mib(service.pid)
-            cpu_before = tree_cpu_seconds(service.pid)
+            cpu_before = cpu_by_role(service.pid)
             proc, pipe = send_in_process(url + path, lines)
             result = await collect(proc, pipe)
             await asyncio.sleep(3)  # the last popups
-            cpu = tree_cpu_seconds(service.pid) - cpu_before
+            cpu_after = cpu_by_role(service.pid)
             rss_after = tree_rss_mib(service.pid)
             for task in consoles:
                 task.cancel()
             await asyncio.gather(*consoles, return_exceptions=True)
-        state = await system(url)
     finally:
         stop_endpoint(service)
     latency = [seen[k] - t for k, t in result["sent"].items() if k in seen]
@@ -233,10 +239,16 @@ async def popups(args: argparse.Namespace, work: Path) -> None:
     print(summary("bare endpoint: answer", reference))
     print(summary("callrouter: webhook answer", result["answers"]))
     print(summary("callrouter: popup", latency))
+    print(summary("sender: post later than due", result["lag"]))
+    busy = {k: (cpu_after.get(k, 0.0) - v) / (result["seconds"] + 3) for k, v in cpu_before.items()}
+    print(
+        "service CPU, % of a core: "
+        + ", ".join(f"{k} {v * 100:.0f}" for k, v in sorted(busy.items(), key=lambda kv: -kv[1]))
+        + f"; total {sum(busy.values()) * 100:.0f}"
+    )
     print(
         f"popups missing: {rings - len(latency)} of {rings}; webhook errors {result['errors']}; "
-        f"service CPU {cpu / result['seconds'] * 100:.0f}% of a core; RSS {rss_before:,.0f} → "
-        f"{rss_after:,.0f} MiB; inbox pending at the end {state['inbox_pending']}"
+        f"RSS {rss_before:,.0f} → {rss_after:,.0f} MiB"
     )
 
 
@@ -253,7 +265,36 @@ async def _reference(lines: list[tuple[float, dict[str, Any]]], work: Path) -> l
         stop_endpoint(server)
 
 
+def cpu_by_role(service_pid: int) -> dict[str, float]:
+    """CPU seconds of the service's processes by role: the frontend, each kind of Ray actor
+    (by its process title, `ray::Writer` …), Ray's own daemons together."""
+    found: dict[str, float] = defaultdict(float)
+    root = psutil.Process(service_pid)
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            title = " ".join(proc.cmdline())
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        if proc.pid == service_pid:
+            role = "frontend"
+        elif title.startswith("ray::"):
+            role = title.split()[0].split(".")[0][5:] or "ray worker"
+        else:
+            role = "ray daemons"
+        found[role] += times.user + times.system
+    return found
+
+
 # -- memory per live call -----------------------------------------------------------------------
+
+
+async def idle_cpu(service_pid: int, seconds: float = 10.0) -> dict[str, float]:
+    """Percent of a core each role of the service spends while nothing is sent."""
+    before = cpu_by_role(service_pid)
+    await asyncio.sleep(seconds)
+    after = cpu_by_role(service_pid)
+    return {k: (after.get(k, 0.0) - v) / seconds * 100 for k, v in before.items()}
 
 
 def shard_processes(service_pid: int) -> list[psutil.Process]:
@@ -270,6 +311,7 @@ async def memory(args: argparse.Namespace, work: Path) -> None:
         path, _ = await setup_staff(url, 10, "74950000000")
         shards = shard_processes(service.pid)
         before = sum(p.memory_info().rss for p in shards) / 2**20
+        idle_empty = await idle_cpu(service.pid)
         start = datetime.now().replace(microsecond=0) - timedelta(minutes=1)
         lines = [
             (
@@ -299,9 +341,7 @@ async def memory(args: argparse.Namespace, work: Path) -> None:
             await asyncio.sleep(1)
         await asyncio.sleep(5)
         after = sum(p.memory_info().rss for p in shards) / 2**20
-        cpu_before = tree_cpu_seconds(service.pid)
-        await asyncio.sleep(10)
-        idle_cpu = (tree_cpu_seconds(service.pid) - cpu_before) / 10
+        idle_full = await idle_cpu(service.pid)
     finally:
         stop_endpoint(service)
     print(
@@ -310,8 +350,14 @@ async def memory(args: argparse.Namespace, work: Path) -> None:
     )
     print(
         f"shard RSS {before:,.0f} → {after:,.0f} MiB: {(after - before) * 1024 / max(live, 1):.1f} "
-        f"KiB per live call; service idle CPU with them {idle_cpu * 100:.1f}% of a core"
+        f"KiB per live call"
     )
+    for name, idle in (("no calls", idle_empty), (f"{live:,} live calls", idle_full)):
+        print(
+            f"service idle CPU with {name}, % of a core: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in sorted(idle.items(), key=lambda kv: -kv[1]))
+            + f"; total {sum(idle.values()):.1f}"
+        )
 
 
 async def main() -> None:

@@ -3,16 +3,16 @@
 The writer is a shard's only correspondent: it delivers stored notifications (with the event
 clock) and, in the same call, takes back everything the shard made since — finished calls,
 late news, quarantined calls, live events, wallboard changes, envelopes for agents on other
-shards. Timers fire in between and their output waits for the next delivery, which comes at
-least every tenth of a second. One Ray call each way per turn, whatever the traffic (a Ray
-call costs ~1 ms of CPU here). Turns are synchronous: `deliver` never awaits between reading
+shards. Timers fire in each delivery (the host keeps heaps of deadlines, so a tick looks only
+at what is due); deliveries come at least every tenth of a second while anything happens and
+every second when all is quiet. One Ray call each way per turn, whatever the traffic (a Ray
+call costs ~1 ms of CPU here), and no timer of its own: an idle shard costs nothing. Turns are synchronous: `deliver` never awaits between reading
 and writing entity state. A restarted shard has an epoch of its own, by which the writer
 knows to send it the notifications not done yet.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -26,10 +26,6 @@ from callrouter.actors.writer import Writer
 from callrouter.domain.clock import ClockReading
 from callrouter.storage import directory
 from callrouter.storage.engine import Database
-
-log = logging.getLogger("callrouter.shard")
-
-TICK_SECONDS = 0.1
 
 
 def shard_name(prefix: str, index: int) -> str:
@@ -45,10 +41,8 @@ class Shard:
         self.made = Output()  # what the next delivery takes back
         self.epoch = time.time_ns()
         self.started = False
-        self.held = False  # catching up after a restart: nothing finishes
         self.answers = 0  # deliveries answered
         self.last = Output()  # the last answer, until the writer acknowledges it
-        self.task: asyncio.Task[None] | None = None
 
     async def configure(self) -> None:
         """(Re)load the operator map, the silent-call timeout and the lateness bound."""
@@ -84,10 +78,8 @@ class Shard:
         if not self.started:
             self.started = True
             await self.configure()
-            self.task = asyncio.create_task(self._timer_loop())
         if reading is not None:
             self.host.clock = reading
-        self.held = hold
         now = time.time()
         self._keep(self.host.handle(envelopes, now))
         if not hold:
@@ -111,16 +103,6 @@ class Shard:
     def _keep(self, out: Output) -> None:
         self.made.add(out)
 
-    async def _timer_loop(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_SECONDS)
-            if self.held:
-                continue
-            try:
-                self._keep(self.host.tick(time.time()))
-            except Exception:  # a bug here must not stop the shard (the host isolates calls)
-                log.exception("timer tick failed")
-
     async def call(self, call_session_id: int) -> dict[str, Any] | None:
         return self.host.call_snapshot(call_session_id)
 
@@ -143,8 +125,6 @@ class Shard:
         }
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
         await self.db.dispose()
 
 
