@@ -60,6 +60,7 @@ DELIVER_TIMEOUT = 20.0
 # service costs almost nothing (a Ray call is ~1 ms of CPU on each side).
 HEARTBEAT = 0.1
 IDLE_HEARTBEAT = 1.0
+BOARD_LINGER = 0.25  # seconds wallboard changes gather before they go (R31: within a second)
 RECOVER_BATCH = 5000
 LINGER = 0.05  # seconds a batch may wait to fill (what waits: a case ~30 s after its call)
 
@@ -233,9 +234,12 @@ class WriterService:
         self.catching_up[index] = asyncio.create_task(self._recover(index))
 
     async def _board_loop(self) -> None:
-        """Wallboard changes leave in batches, one `apply` in flight (R31 wants a second)."""
+        """Wallboard changes leave in batches, one `apply` in flight, each gathering what came
+        in BOARD_LINGER (R31 wants a second; a Ray call per delivery would cost the board
+        actor more than all its folding)."""
         while True:
             await self.board_wakeup.wait()
+            await asyncio.sleep(BOARD_LINGER)
             self.board_wakeup.clear()
             while self.board_events and self.board is not None:
                 batch, self.board_events = self.board_events, []
