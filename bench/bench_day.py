@@ -123,14 +123,14 @@ async def wait_healthy(service: Service) -> float:
     raise RuntimeError(f"{service.name} not healthy after {READY_TIMEOUT} s; see {service.log}")
 
 
-async def set_lateness(service: Service, seconds: float) -> str:
-    """Ask for the lateness bound; a service that does not know the setting says 422."""
+async def set_lateness(service: Service, seconds: int) -> str:
+    """Set the lateness bound (whole seconds, as the settings take it)."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with aiohttp.ClientSession(headers=headers) as http:
         status, _ = await _json(
             http, "PUT", service.url + "/api/v1/settings", {"lateness_seconds": seconds}
         )
-    return f"lateness_seconds={seconds:g}" if status == 200 else f"lateness unknown ({status})"
+    return f"lateness_seconds={seconds}" if status == 200 else f"lateness refused ({status})"
 
 
 async def drained(service: Service, timeout: float) -> dict[str, Any]:
@@ -312,7 +312,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-slow", dest="slow", action="store_false")
     parser.add_argument(
-        "--lateness", type=float, default=30.0, help="lateness_seconds to set (the default: 30)"
+        "--lateness", type=int, default=30, help="lateness_seconds to set (the default: 30)"
     )
     parser.add_argument("--timeout", type=float, default=7200.0, help="drain/settle deadline")
     parser.add_argument(

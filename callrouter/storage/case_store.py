@@ -575,17 +575,23 @@ async def create_case_from_call(
         book.set_status(old, CLOSED, Trigger.NEW_CASE, at)
     done = await write_book(conn, book)
     case_id = done.cases[key]
-    await conn.execute(
-        insert(actions_t).values(
-            call_session_id=call_id,
-            staff_id=staff_id,
-            action="created",
-            case_id=case_id,
-            message_id=done.messages[message],
-            at=at,
-        )
-    )
+    await _record_action(conn, call_id, staff_id, "created", case_id, done.messages[message], at)
     return case_id
+
+
+async def _record_action(
+    conn: Conn,
+    call_id: int,
+    staff_id: int,
+    action: str,
+    case_id: int,
+    message_id: int,
+    at: datetime,
+) -> None:
+    """The staff action during a call, which the call's decision reads (R12, R13, R19)."""
+    values = {"call_session_id": call_id, "staff_id": staff_id, "action": action}
+    values |= {"case_id": case_id, "message_id": message_id, "at": at}
+    await conn.execute(insert(actions_t).values(**values))
 
 
 async def attach_call(
@@ -632,16 +638,7 @@ async def attach_call(
     )
     book.attached(case_id, call_id, at, staff_id)
     done = await write_book(conn, book)
-    await conn.execute(
-        insert(actions_t).values(
-            call_session_id=call_id,
-            staff_id=staff_id,
-            action="attached",
-            case_id=case_id,
-            message_id=done.messages[message],
-            at=at,
-        )
-    )
+    await _record_action(conn, call_id, staff_id, "attached", case_id, done.messages[message], at)
     return case_id
 
 
