@@ -211,6 +211,10 @@ class ShardHost:
         if local:
             self._each(local, now, out)
 
+    def waiting(self) -> bool:
+        """Some call here has ended and waits for the lateness bound to be finished."""
+        return bool(self.by_end)
+
     def tick(self, now: float) -> Output:
         """Fire what is due: finish calls the event clock has passed by the lateness bound and
         calls silent too long (R32), forget finished calls after their retention."""

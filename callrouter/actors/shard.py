@@ -60,7 +60,7 @@ class Shard:
         known: int | None = None,
         hold: bool = False,
         ack: int | None = None,
-    ) -> tuple[int, int, Output | None]:
+    ) -> tuple[int, int, Output | None, bool]:
         """Apply a batch of envelopes (the only way work reaches entities), with the event
         clock; returns this shard's epoch and everything it made since the last delivery.
 
@@ -69,12 +69,15 @@ class Shard:
         and while `hold` finishes nothing: a call whose end came in the batch must not be
         decided on that end alone.
 
+        The last value says whether a call here waits for its lateness bound: the writer then
+        keeps delivering often, so the call is decided on time.
+
         Each answer is numbered; `ack` is the number of the last one the writer received.
         When that is not our last, the answer was lost on the way (a timed-out call) and its
         contents go again with this one: what a shard makes is never lost, at worst repeated
         (the writer takes every part of it idempotently)."""
         if known is not None and known != self.epoch:
-            return self.epoch, 0, None
+            return self.epoch, 0, None, False
         if not self.started:
             self.started = True
             await self.configure()
@@ -90,7 +93,7 @@ class Shard:
             made = self.last
         self.answers += 1
         self.last = made
-        return self.epoch, self.answers, made
+        return self.epoch, self.answers, made, self.host.waiting()
 
     async def resync_agents(self, shard: int) -> None:
         """Shard `shard` restarted: tell its agents again what rings and who talks (their

@@ -56,8 +56,9 @@ DELIVER_BATCH = 2000
 # died mid-call has been seen to hang): it is sent again.
 DELIVER_TIMEOUT = 20.0
 # Seconds a shard's timers' output waits at most for a delivery while the shard is busy; after
-# quiet rounds (nothing sent, nothing back) the wait doubles up to IDLE_HEARTBEAT, so an idle
-# service costs almost nothing (a Ray call is ~1 ms of CPU on each side).
+# quiet rounds (nothing sent, nothing back, no call waiting for its lateness bound) the wait
+# doubles up to IDLE_HEARTBEAT, so an idle service costs almost nothing (a Ray call is ~1 ms of
+# CPU on each side) and no decision comes later for it.
 HEARTBEAT = 0.1
 IDLE_HEARTBEAT = 1.0
 BOARD_LINGER = 0.25  # seconds wallboard changes gather before they go (R31: within a second)
@@ -327,7 +328,7 @@ class WriterService:
                     batch, self.dispatch.clock.reading(), self.epochs[i], hold, self.answers[i]
                 )
                 try:
-                    epoch, answer, made = await asyncio.wait_for(call, DELIVER_TIMEOUT)
+                    epoch, answer, made, waiting = await asyncio.wait_for(call, DELIVER_TIMEOUT)
                 except Exception:
                     # The shard died (Ray restarts it; its new epoch says so) or the call was
                     # lost: send the batch again (a repeat is a no-op for its calls); the
@@ -342,7 +343,7 @@ class WriterService:
                     self._shard_restarted(i)
                     continue
                 self.epochs[i], self.answers[i] = epoch, answer
-                quiet = quiet and not batch and not made
+                quiet = quiet and not batch and not made and not waiting
                 try:
                     await self._absorb(made)
                 except Exception:  # this loop must outlive any one answer
