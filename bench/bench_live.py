@@ -1,7 +1,8 @@
 """The live path, measured from outside: popup latency under load, and memory per live call.
 
     .venv/bin/python bench/bench_live.py popups [--rate 300] [--seconds 30] [--consoles 200]
-        [--shards 2] [--database-url postgresql://127.0.0.1/test]
+        [--shards 2] [--database-url postgresql://127.0.0.1/test] [--redis-url redis://…]
+        [--two-frontends]
     .venv/bin/python bench/bench_live.py memory [--calls 100000] [--shards 2]
 
 `popups` starts the service, makes one staff member (with a console on a WebSocket) for each
@@ -10,7 +11,9 @@ of `--consoles` UIS employees, then sends generated traffic (`generate_traffic.p
 traffic times. For every ringing leg it records when the post left; each console records when
 its `call.ringing` frame came. Prints the popup latency (post sent → frame received on that
 staff member's WebSocket) percentiles, how many popups never came, the webhook latency, and the
-`bare` reference endpoint's answer time at the same rate (measured first, same sender).
+`bare` reference endpoint's answer time at the same rate (measured first, same sender). With `--two-frontends`
+the webhooks go to one service and the consoles to a second one on the same PostgreSQL
+database, the popups crossing through Redis.
 
 `memory` starts the service, posts the ringing leg of `--calls` incoming calls (no call ends:
 they stay live), waits until the shards hold them all, and prints the shards' memory growth per
@@ -203,8 +206,15 @@ async def popups(args: argparse.Namespace, work: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     service = start_service(args, port, work)
+    other = None
     try:
         await wait_healthy(url, timeout=120)
+        consoles_url = url
+        if args.two_frontends:  # started once A made the tables; popups cross through Redis
+            other_port = free_port()
+            other = start_service(args, other_port, work, name="frontend-b")
+            consoles_url = f"http://127.0.0.1:{other_port}"
+            await wait_healthy(consoles_url, timeout=120)
         number = lines[0][1].get("virtual_phone_number") or "74950000000"
         path, tokens = await setup_staff(url, args.consoles, number)
         seen: dict[tuple[int, int], float] = {}
@@ -212,7 +222,7 @@ async def popups(args: argparse.Namespace, work: Path) -> None:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             consoles = [
-                asyncio.create_task(console(session, url, e, t, seen, ready, count))
+                asyncio.create_task(console(session, consoles_url, e, t, seen, ready, count))
                 for e, t in tokens.items()
             ]
             await asyncio.wait_for(ready.wait(), 60)
@@ -227,13 +237,16 @@ async def popups(args: argparse.Namespace, work: Path) -> None:
                 task.cancel()
             await asyncio.gather(*consoles, return_exceptions=True)
     finally:
-        stop_endpoint(service)
+        for proc in (other, service):
+            if proc is not None:
+                stop_endpoint(proc)
     latency = [seen[k] - t for k, t in result["sent"].items() if k in seen]
     print(
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}; {os.cpu_count()} cores; {len(lines)} notifications "
         f"over {result['seconds']:.1f} s ({len(lines) / result['seconds']:,.0f}/s asked "
         f"{args.rate:,.0f}/s), {rings} ringing legs, {args.consoles} consoles connected; "
         f"{args.shards} shards, {'postgresql' if args.database_url else 'sqlite'}"
+        + (", consoles on a second frontend (Redis fan-out)" if args.two_frontends else "")
     )
     print(f"{'':<28}{'count':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     print(summary("bare endpoint: answer", reference))
@@ -370,7 +383,15 @@ async def main() -> None:
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--no-stats", action="store_true")
+    parser.add_argument("--redis-url", default=None, help="live events through Redis")
+    parser.add_argument(
+        "--two-frontends",
+        action="store_true",
+        help="webhooks to frontend A, consoles on frontend B (needs --database-url and --redis-url)",
+    )
     args = parser.parse_args()
+    if args.two_frontends and not (args.database_url and args.redis_url):
+        parser.error("--two-frontends needs --database-url (PostgreSQL) and --redis-url")
     work = Path(tempfile.mkdtemp(prefix="callrouter-live-"))
     await (popups(args, work) if args.mode == "popups" else memory(args, work))
 

@@ -79,15 +79,20 @@ async def count_cases(url: str) -> int:
         return int((await r.json())["total"])
 
 
-def start_service(args: argparse.Namespace, port: int, work: Path) -> subprocess.Popen[bytes]:
+def start_service(
+    args: argparse.Namespace, port: int, work: Path, name: str = "serve"
+) -> subprocess.Popen[bytes]:
+    """`callrouter serve` with the benchmark's options (`--redis-url` when the args have one)."""
     cmd = [sys.executable, "-m", "callrouter", "serve", "--port", str(port)]
-    cmd += ["--data-dir", str(work / "data"), "--shards", str(args.shards)]
+    cmd += ["--data-dir", str(work / f"{name}-data"), "--shards", str(args.shards)]
     if args.database_url:
         cmd += ["--database-url", args.database_url]
+    if getattr(args, "redis_url", None):
+        cmd += ["--redis-url", args.redis_url]
     if args.no_stats:
         cmd.append("--no-stats")
     env = {**os.environ, "CALLROUTER_ADMIN_TOKEN": TOKEN, "RAY_AUTH_MODE": "disabled"}
-    with (work / "serve.log").open("wb") as log:  # the child keeps its own copy of the fd
+    with (work / f"{name}.log").open("wb") as log:  # the child keeps its own copy of the fd
         return subprocess.Popen(
             cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
         )
