@@ -165,15 +165,19 @@ async def setup_staff(url: str, employees: int, virtual_number: str) -> tuple[st
         integration = {"api_key": "bench", "virtual_phone_number": virtual_number}
         async with s.put(url + "/api/v1/integrations/uis", json=integration) as r:
             path = (await r.json())["webhook_path"]
-        for employee in range(FIRST_EMPLOYEE, FIRST_EMPLOYEE + employees):
+        slots = asyncio.Semaphore(16)
+
+        async def one(employee: int) -> None:
             person = {"full_name": f"Operator {employee}", "email": f"op{employee}@example.com"}
-            async with s.post(url + "/api/v1/staff", json=person) as r:
-                staff = await r.json()
-            async with s.put(
-                f"{url}/api/v1/operators/{employee}", json={"staff_id": staff["id"]}
-            ) as r:
-                r.raise_for_status()
+            async with slots:
+                async with s.post(url + "/api/v1/staff", json=person) as r:
+                    staff = await r.json()
+                operator = {"staff_id": staff["id"]}
+                async with s.put(f"{url}/api/v1/operators/{employee}", json=operator) as r:
+                    r.raise_for_status()
             tokens[employee] = staff["token"]
+
+        await asyncio.gather(*(one(FIRST_EMPLOYEE + i) for i in range(employees)))
     return path, tokens
 
 
@@ -219,13 +223,18 @@ async def popups(args: argparse.Namespace, work: Path) -> None:
         path, tokens = await setup_staff(url, args.consoles, number)
         seen: dict[tuple[int, int], float] = {}
         ready, count = asyncio.Event(), [0, len(tokens)]
+        hub = psutil.Process((other or service).pid)  # the frontend holding the consoles
+        hub_rss = hub.memory_info().rss
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
+            connecting = time.monotonic()
             consoles = [
                 asyncio.create_task(console(session, consoles_url, e, t, seen, ready, count))
                 for e, t in tokens.items()
             ]
-            await asyncio.wait_for(ready.wait(), 60)
+            await asyncio.wait_for(ready.wait(), 300)
+            connected = time.monotonic() - connecting
+            per_console = (hub.memory_info().rss - hub_rss) / len(tokens) / 1024
             rss_before = tree_rss_mib(service.pid)
             cpu_before = cpu_by_role(service.pid)
             proc, pipe = send_in_process(url + path, lines)
@@ -258,6 +267,10 @@ async def popups(args: argparse.Namespace, work: Path) -> None:
         "service CPU, % of a core: "
         + ", ".join(f"{k} {v * 100:.0f}" for k, v in sorted(busy.items(), key=lambda kv: -kv[1]))
         + f"; total {sum(busy.values()) * 100:.0f}"
+    )
+    print(
+        f"consoles: {len(tokens):,} connected in {connected:.1f} s; the frontend holding them "
+        f"grew {per_console:.1f} KiB per connection"
     )
     print(
         f"popups missing: {rings - len(latency)} of {rings}; webhook errors {result['errors']}; "
