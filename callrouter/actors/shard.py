@@ -6,8 +6,8 @@ late news, quarantined calls, live events, wallboard changes, envelopes for agen
 shards. Timers fire in each delivery (the host keeps heaps of deadlines, so a tick looks only
 at what is due); deliveries come at least every tenth of a second while anything happens and
 every second when all is quiet. One Ray call each way per turn, whatever the traffic (a Ray
-call costs ~1 ms of CPU here), and no timer of its own: an idle shard costs nothing. Turns are synchronous: `deliver` never awaits between reading
-and writing entity state. A restarted shard has an epoch of its own, by which the writer
+call costs ~1 ms of CPU here), and no timer of its own: an idle shard costs nothing. Turns are
+synchronous: `deliver` never awaits between reading and writing entity state. A restarted shard has an epoch of its own, by which the writer
 knows to send it the notifications not done yet.
 """
 

@@ -28,6 +28,7 @@ from callrouter.domain.case_log import (
     CaseBook,
     CaseState,
     MessageKey,
+    NewMessage,
     NewUser,
     UserKey,
 )
@@ -560,23 +561,35 @@ async def create_case_from_call(
         at=at,
         staff_id=staff_id,
     )
-    message = book.add_message(
-        key,
-        kind="call",
-        author_staff_id=staff_id,
-        body=summary,
-        at=at,
-        by_staff=True,
-        call=CallPart(call_id, call["direction"]),
-        outcome="in_progress",
-        employee_id=_employee(call, staff_id),
-    )
+    message = _call_in_progress(book, key, call, staff_id, summary, at)
     for old in missed:
         book.set_status(old, CLOSED, Trigger.NEW_CASE, at)
     done = await write_book(conn, book)
     case_id = done.cases[key]
     await _record_action(conn, call_id, staff_id, "created", case_id, done.messages[message], at)
     return case_id
+
+
+def _call_in_progress(
+    book: CaseBook,
+    key: CaseKey,
+    call: dict[str, Any],
+    staff_id: int,
+    summary: str,
+    at: datetime,
+) -> NewMessage:
+    """The staff member's message carrying the call still in progress (R8, R9, R19)."""
+    return book.add_message(
+        key,
+        kind="call",
+        author_staff_id=staff_id,
+        body=summary,
+        at=at,
+        by_staff=True,
+        call=CallPart(call["call_session_id"], call["direction"]),
+        outcome="in_progress",
+        employee_id=_employee(call, staff_id),
+    )
 
 
 async def _record_action(
@@ -589,9 +602,16 @@ async def _record_action(
     at: datetime,
 ) -> None:
     """The staff action during a call, which the call's decision reads (R12, R13, R19)."""
-    values = {"call_session_id": call_id, "staff_id": staff_id, "action": action}
-    values |= {"case_id": case_id, "message_id": message_id, "at": at}
-    await conn.execute(insert(actions_t).values(**values))
+    await conn.execute(
+        insert(actions_t).values(
+            call_session_id=call_id,
+            staff_id=staff_id,
+            action=action,
+            case_id=case_id,
+            message_id=message_id,
+            at=at,
+        )
+    )
 
 
 async def attach_call(
@@ -625,17 +645,7 @@ async def attach_call(
         raise ConflictError("already_attached", "This call is attached to that case already.")
     book = CaseBook(cases=cases)
     book.set_status(case_id, OPEN, Trigger.ATTACH, at, staff_id=staff_id)
-    message = book.add_message(
-        case_id,
-        kind="call",
-        author_staff_id=staff_id,
-        body=summary,
-        at=at,
-        by_staff=True,
-        call=CallPart(call_id, call["direction"]),
-        outcome="in_progress",
-        employee_id=_employee(call, staff_id),
-    )
+    message = _call_in_progress(book, case_id, call, staff_id, summary, at)
     book.attached(case_id, call_id, at, staff_id)
     done = await write_book(conn, book)
     await _record_action(conn, call_id, staff_id, "attached", case_id, done.messages[message], at)
