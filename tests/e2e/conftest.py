@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -681,6 +682,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return 0
 
     items.sort(key=order)  # stable: the order within each group stays
+
+
+@pytest.fixture(scope="session")
+def e2e_kit() -> ModuleType:
+    """This conftest module (`ServiceProcess`, `Desk`, helpers), for test modules that start
+    services of their own: the directory is not an importable package, pytest loaded it."""
+    return sys.modules[__name__]
 
 
 @pytest.fixture(scope="session")

@@ -82,15 +82,6 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-def _e2e_conftest(request: pytest.FixtureRequest) -> Any:
-    """The e2e conftest, loaded by pytest as a plugin (this directory is not a package)."""
-    here = Path(__file__).with_name("conftest.py")
-    for plugin in request.config.pluginmanager.get_plugins():
-        if Path(getattr(plugin, "__file__", None) or "/") == here:
-            return plugin
-    raise AssertionError(f"{here} is not loaded")
-
-
 @dataclass
 class Lab:
     """The module's traffic files, services and clean references."""
@@ -190,12 +181,14 @@ class Lab:
 
 
 @pytest.fixture(scope="module")
-def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, e2e_kit: ModuleType
+) -> Iterator[Lab]:
     """Generates every file, starts the services the selected tests need (all at once), and
     starts the clean references in the background; stops everything at the end."""
     chaos = _load("chaos_bench", ROOT / "bench" / "chaos.py")
     root = tmp_path_factory.mktemp("chaos")
-    made = Lab(chaos, _e2e_conftest(request), root)
+    made = Lab(chaos, e2e_kit, root)
     start = (chaos.local_now() - timedelta(hours=6)).replace(minute=0, second=0)
     for number, scenario in enumerate(SCENARIOS):
         if scenario == "shard_gap":

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -46,24 +47,14 @@ except ImportError:  # pragma: no cover - the dev extra installs it
 # --- fixtures --------------------------------------------------------------------------------
 
 
-def _e2e_conftest(request: pytest.FixtureRequest) -> Any:
-    """The e2e conftest module, which pytest loaded as a plugin (this directory is not an
-    importable package): its `ServiceProcess` and `Desk` are reused here."""
-    here = Path(__file__).with_name("conftest.py")
-    for plugin in request.config.pluginmanager.get_plugins():
-        if Path(getattr(plugin, "__file__", None) or "/") == here:
-            return plugin
-    raise AssertionError(f"{here} is not loaded")
-
-
 @pytest.fixture(scope="module")
 def console_service(
-    request: pytest.FixtureRequest, browser: Browser, tmp_path_factory: pytest.TempPathFactory
+    e2e_kit: ModuleType, browser: Browser, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
     """This module's own service: `python -m callrouter serve` in a new session, ready once
     /healthz answers (90 s at most); stopped with SIGINT, its process group killed if needed."""
     root = tmp_path_factory.mktemp("e2e-console")
-    svc: ServiceProcess = _e2e_conftest(request).ServiceProcess(
+    svc: ServiceProcess = e2e_kit.ServiceProcess(
         root / "data", admin_token=f"e2e-admin-{uuid.uuid4().hex}", name="console"
     )
     svc.start()
@@ -75,8 +66,8 @@ def console_service(
 
 
 @pytest.fixture(scope="module")
-def console_desk(request: pytest.FixtureRequest, console_service: ServiceProcess) -> Desk:
-    desk: Desk = _e2e_conftest(request).Desk(console_service)
+def console_desk(e2e_kit: ModuleType, console_service: ServiceProcess) -> Desk:
+    desk: Desk = e2e_kit.Desk(console_service)
     return desk
 
 

@@ -65,15 +65,6 @@ def _generator() -> ModuleType:
     return module
 
 
-def _e2e_conftest(request: pytest.FixtureRequest) -> Any:
-    """The e2e conftest, loaded by pytest as a plugin (this directory is not a package)."""
-    here = Path(__file__).with_name("conftest.py")
-    for plugin in request.config.pluginmanager.get_plugins():
-        if Path(getattr(plugin, "__file__", None) or "/") == here:
-            return plugin
-    raise AssertionError(f"{here} is not loaded")
-
-
 @dataclass
 class Traffic:
     path: Path
@@ -106,10 +97,10 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Traffic:
 
 @pytest.fixture(scope="module")
 def services(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    e2e_kit: ModuleType, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, ServiceProcess]]:
     """Two fresh services ("fast", "slow"), each with its own data dir, started together."""
-    e2e = _e2e_conftest(request)
+    e2e = e2e_kit
     root = tmp_path_factory.mktemp("e2e-replay-fingerprint")
     made: dict[str, ServiceProcess] = {}
     try:

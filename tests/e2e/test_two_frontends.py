@@ -9,7 +9,7 @@ import asyncio
 import json
 import os
 import uuid
-from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -20,14 +20,6 @@ from callrouter.testing import uis_bodies as ub
 pytestmark = pytest.mark.e2e
 
 REDIS_URL = os.environ.get("CALLROUTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _e2e(request: pytest.FixtureRequest) -> Any:
-    here = Path(__file__).with_name("conftest.py")
-    for plugin in request.config.pluginmanager.get_plugins():
-        if Path(getattr(plugin, "__file__", None) or "/") == here:
-            return plugin
-    raise AssertionError(f"{here} is not loaded")
 
 
 def _redis_reachable() -> str | None:
@@ -41,8 +33,8 @@ def _redis_reachable() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def frontends(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    e2e = _e2e(request)
+def frontends(e2e_kit: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    e2e = e2e_kit
     problem = _redis_reachable()
     database = f"callrouter_e2e_two_{uuid.uuid4().hex[:8]}"
     if problem is None:
