@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from typing import Any
 
 from aiohttp import web
 
+from callrouter import logs
 from callrouter.config import Settings, admin_token
+
+log = logging.getLogger("callrouter")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -20,13 +25,26 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         database_url=args.database_url,
         redis_url=args.redis_url,
+        public_url=args.public_url,
         ray_address=args.ray_address,
         shards=args.shards,
         statistics=not args.no_stats,
+        log_format=args.log_format,
     )
+    logs.setup(settings.log_format)
+    from_env = bool(os.environ.get("CALLROUTER_ADMIN_TOKEN"))
     token, generated = admin_token(settings.data_dir)
+    logs.hide(token)
     if generated:
+        # The one place the token is shown (API.md "Starting it"): on stdout, never logged.
         print(f"Admin token (stored in {settings.data_dir}/admin_token): {token}", flush=True)
+    source = "environment" if from_env else "generated" if generated else "data dir"
+    summary = _summary(settings, source)
+    log.info(
+        "callrouter starting: %s",
+        ", ".join(f"{k}={v}" for k, v in summary.items()),
+        extra={"event": "start", **summary},
+    )
     app = create_app(settings, token)
     web.run_app(
         app,
@@ -38,10 +56,25 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary(settings: Settings, token_source: str) -> dict[str, Any]:
+    """The configuration worth a start line, with no secret: URLs lose their password, the
+    admin token is named by where it came from."""
+    return {
+        "listen": f"{settings.host}:{settings.port}",
+        "data_dir": settings.data_dir,
+        "database": logs.mask_url(settings.database),
+        "redis": logs.mask_url(settings.redis_url) or "off",
+        "ray": settings.ray_address or "local",
+        "shards": settings.shards,
+        "statistics": "on" if settings.statistics else "off",
+        "public_url": settings.public_url or "from requests",
+        "log_format": settings.log_format,
+        "admin_token_from": token_source,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.setup("text")
     parser = argparse.ArgumentParser(prog="callrouter")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the service")
@@ -53,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--redis-url", default=None, help="fan live events out through Redis")
     serve.add_argument(
+        "--public-url",
+        default=None,
+        help="the address UIS reaches this service at (https://host); default: the request's",
+    )
+    serve.add_argument(
         "--ray-address", default=None, help="join this Ray cluster; default: a local Ray"
     )
     serve.add_argument(
@@ -62,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         "--no-stats",
         action="store_true",
         help="run without the statistics actor (reports answer 503)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default="text",
+        help="log lines on stderr as text or as JSON objects (ts, level, logger, message, ...)",
     )
     serve.set_defaults(run=_serve)
     replay = commands.add_parser(

@@ -6,8 +6,10 @@ case's user. `CallApiClient` is the real implementation over an injected `aiohtt
 The app depends on the `CallStarter` protocol only, so either can be injected.
 
 Every failure leaves as one `CallApiError` whose `code` is the UIS mnemonic (or `uis_timeout`,
-`uis_unreachable`, `uis_bad_response` for transport problems) and whose `message` tells staff
-what to do; the HTTP layer answers 502 with that code (API.md, `POST /api/v1/cases/{id}/calls`).
+`uis_unreachable`, `uis_bad_response` for transport problems, where UIS refused nothing, and
+`invalid_contact` for a number with no digits, which is never sent) and whose `message` tells
+staff what happened and what to do; the HTTP layer answers 502 with that code (API.md,
+`POST /api/v1/cases/{id}/calls`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any, Final, Protocol
 
 import aiohttp
 import orjson
+
+from callrouter.domain.phones import dial_digits
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,8 @@ _ASK_ADMIN_KEY = "Ask an administrator to check the UIS API key in the integrati
 _MAY_HAVE_STARTED = (
     "The call may still start: wait a few seconds for your phone to ring before trying again."
 )
+# Staff know UIS as "the telephony"; the transport messages must not read as a refusal by UIS.
+_TELEPHONY = "The telephony service (UIS)"
 
 # What staff read for each mnemonic UIS documents for start.employee_call and for every method.
 _MESSAGES: Final[Mapping[str, str]] = {
@@ -88,10 +94,14 @@ _MESSAGES: Final[Mapping[str, str]] = {
     "account_inactive": "The UIS account is disabled. Ask an administrator to contact UIS support.",
     "internal_error": "UIS had an internal error. Try again in a minute; if it keeps happening, "
     "tell an administrator.",
-    "uis_timeout": f"UIS did not answer in time. {_MAY_HAVE_STARTED}",
-    "uis_unreachable": "Could not reach UIS. Try again in a minute; if it keeps happening, ask "
-    "an administrator to check the server's network and the Call API URL.",
-    "uis_bad_response": f"UIS sent an unreadable answer. {_MAY_HAVE_STARTED}",
+    "uis_timeout": f"{_TELEPHONY} did not answer in time. {_MAY_HAVE_STARTED}",
+    "uis_unreachable": f"{_TELEPHONY} could not be reached, so the call was not started. Try "
+    "again in a minute; if it keeps happening, ask an administrator to check the server's "
+    "network connection and the Call API URL in the integration settings.",
+    "uis_bad_response": f"{_TELEPHONY} answered with something this service could not "
+    f"understand. {_MAY_HAVE_STARTED}",
+    "invalid_contact": "The user's phone number has no digits to call. Correct it in the "
+    "user's profile, then try again.",
 }
 
 _MNEMONIC = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -164,7 +174,8 @@ class CallStarter(Protocol):
         external_id: str,
         employee_phone: str | None = None,
     ) -> int:
-        """Ring the employee, then `contact`; return the call_session_id or raise CallApiError."""
+        """Ring the employee, then `contact` (as typed or as digits); return the
+        call_session_id or raise CallApiError."""
         ...
 
 
@@ -200,10 +211,16 @@ class CallApiClient:
     ) -> int:
         """Ask UIS to ring the employee first, then `contact` (R18); return call_session_id.
 
+        `contact` goes out as its digits (`dial_digits`: "+7 916 123-45-67" is "79161234567",
+        UIS.md); one without digits is CallApiError `invalid_contact`, and nothing is sent.
         `external_id` comes back in every notification of the call. Retryable failures
         (internal UIS errors, UIS unreachable) are retried `retries` times with a doubling
         backoff; anything else, or the last failure, is raised as CallApiError.
         """
+        digits = dial_digits(contact)
+        if digits is None:
+            detail = f"contact {contact!r}"
+            raise CallApiError("invalid_contact", _MESSAGES["invalid_contact"], detail=detail)
         employee: dict[str, Any] = {"id": employee_id}
         if employee_phone is not None:
             employee["phone_number"] = employee_phone
@@ -211,7 +228,7 @@ class CallApiClient:
             "access_token": self._access_token,
             "first_call": "employee",
             "virtual_phone_number": virtual_phone_number,
-            "contact": contact,
+            "contact": digits,
             "employee": employee,
             "external_id": external_id,
             "direction": "out",

@@ -17,10 +17,12 @@ class Settings:
     data_dir: str = "./data"
     database_url: str | None = None
     redis_url: str | None = None
+    public_url: str | None = None  # the base of the webhook URL shown to the admin
     ray_address: str | None = None
     shards: int = 2
     statistics: bool = True  # off: no statistics actor (benchmarks of their cost)
     prefix: str = "callrouter"  # names of the Ray actors: two services may share a cluster
+    log_format: str = "text"  # or "json": one JSON object per log line (callrouter/logs.py)
 
     @property
     def database(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -69,6 +70,11 @@ class Cluster:
         self.slots = asyncio.Semaphore(IN_FLIGHT)
         self.tasks: list[asyncio.Task[None]] = []
         self.started_ray = False
+        # Webhook bodies through this frontend (`/metrics`): every one that reached a known
+        # address, the repeats among them, and the refused ones by error code.
+        self.received = 0
+        self.duplicates = 0
+        self.rejected: Counter[str] = Counter()
 
     def connect(self) -> None:
         """Join (or start) Ray; blocking, so call it before serving."""
@@ -120,10 +126,14 @@ class Cluster:
     async def ingest(self, body: Body) -> int | None:
         """Store one webhook body durably (with every other body waiting now); its inbox id,
         or None for a repeated body."""
+        self.received += 1
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self.queue.append((body, future))
         self.wakeup.set()
-        return await future
+        inbox_id = await future
+        if inbox_id is None:
+            self.duplicates += 1
+        return inbox_id
 
     async def _sender(self) -> None:
         while True:
@@ -150,7 +160,30 @@ class Cluster:
             self.slots.release()
 
     async def keep(self, item: dict[str, Any] | Failure) -> None:
-        """Keep a rejected body (R33) or a body the parser failed on (the quarantine)."""
+        """Keep a rejected body (R33) or a body the parser failed on (the quarantine). Logs
+        its code and size, never the body."""
+        self.received += 1
+        if isinstance(item, Failure):
+            size = len((item.body or "").encode())
+            log.error(
+                "webhook body quarantined: the parser failed on it (%s bytes)",
+                size,
+                extra={"event": "webhook_quarantined", "size": size},
+            )
+        else:
+            self.rejected[item["code"]] += 1
+            log.warning(
+                "webhook body rejected: %s %s (%s bytes)",
+                item["status"],
+                item["code"],
+                item["size"],
+                extra={
+                    "event": "webhook_rejected",
+                    "status": item["status"],
+                    "code": item["code"],
+                    "size": item["size"],
+                },
+            )
         await self.writer.keep.remote(item)
 
     async def run(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
@@ -239,6 +272,37 @@ class Cluster:
         if self.statistics is not None:
             statistics = await self.statistics.status.remote()
         return {"shards": list(shards), "writer": writer, "statistics": statistics}
+
+    async def writer_metrics(self) -> dict[str, Any]:
+        """The writer's figures for `/metrics` (`WriterService.metrics`)."""
+        result: dict[str, Any] = await self.writer.metrics.remote()
+        return result
+
+    async def observe(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The actors' figures for `/metrics`: `shards` (their `stats`), `writer` (its
+        `metrics`), `statistics` (its `status`) and `lag_seconds` (`WriterService.history_lag`);
+        a part that does not answer within `timeout` is None, so an actor Ray is restarting
+        costs the scrape that part only. The statistics are asked after the writer, so a lag
+        they show is real."""
+
+        async def ask(call: Any) -> Any:
+            try:
+                return await asyncio.wait_for(call, timeout)
+            except Exception:  # noqa: BLE001 - a part that did not answer is left out
+                return None
+
+        shards, writer = await asyncio.gather(
+            ask(asyncio.gather(*(s.stats.remote() for s in self.shards))),
+            ask(self.writer.metrics.remote()),
+        )
+        statistics = lag = None
+        if self.statistics is not None:
+            statistics = await ask(self.statistics.status.remote())
+        if writer is not None and statistics is not None:
+            lag = 0.0
+            if writer["history_max"] > statistics["max_id"]:
+                lag = await ask(self.writer.history_lag.remote(statistics["max_id"]))
+        return {"shards": shards, "writer": writer, "statistics": statistics, "lag_seconds": lag}
 
     async def stop(self) -> None:
         try:  # the counters' snapshot, so the next start resumes without re-reading the log

@@ -13,12 +13,12 @@ knows to send it the notifications not done yet.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 import ray
 
+from callrouter import logs
 from callrouter.actors.board import Board
 from callrouter.actors.host import Envelope, Output, ShardHost
 from callrouter.actors.stats import Stats
@@ -35,7 +35,7 @@ def shard_name(prefix: str, index: int) -> str:
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)  # type: ignore[call-overload]
 class Shard:
     def __init__(self, index: int, count: int, database_url: str) -> None:
-        logging.basicConfig(level=logging.INFO)
+        logs.setup_actor()
         self.host = ShardHost(index, count)
         self.db = Database(database_url)  # read-only: the configuration
         self.made = Output()  # what the next delivery takes back

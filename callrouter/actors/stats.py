@@ -19,6 +19,7 @@ from typing import Any
 import ray
 from sqlalchemy import select
 
+from callrouter import logs
 from callrouter.stats.counters import StatsState
 from callrouter.stats.history import HistoryEvent, from_row
 from callrouter.storage import directory
@@ -38,6 +39,7 @@ READ_BATCH = 20_000
 @ray.remote(num_cpus=0, max_restarts=-1)
 class Stats:
     def __init__(self, database_url: str, prefix: str) -> None:
+        logs.setup_actor()
         self.prefix = prefix
         self.db = Database(database_url)
         self.state: StatsState | None = None

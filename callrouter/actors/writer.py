@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 import traceback
+from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from typing import Any
 import ray
 from sqlalchemy import func, select, text
 
+from callrouter import logs
 from callrouter.actors.dispatch import Dispatch, Late, Routed
 from callrouter.actors.events import EventLog
 from callrouter.actors.host import Envelope, Inbound, Output
@@ -64,6 +66,25 @@ IDLE_HEARTBEAT = 1.0
 BOARD_LINGER = 0.25  # seconds wallboard changes gather before they go (R31: within a second)
 RECOVER_BATCH = 5000
 LINGER = 0.05  # seconds a batch may wait to fill (what waits: a case ~30 s after its call)
+BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)  # seconds
+FED_MARKS = 4096  # the latest feeds to the statistics whose commit time is remembered
+
+
+class Buckets:
+    """A Prometheus-style histogram the writer keeps for the frontends' `/metrics`: a count per
+    upper bound (the last one is +Inf, not cumulative) and the sum."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"bounds": list(self.bounds), "counts": list(self.counts), "sum": self.sum}
 
 
 class _Unreachable(Exception):
@@ -81,7 +102,7 @@ class WriterService:
         statistics: Any = None,
         board: Any = None,
     ) -> None:
-        logging.basicConfig(level=logging.INFO)
+        logs.setup_actor()
         self.prefix = prefix
         self.db = Database(database_url)
         self.count = shards
@@ -95,7 +116,7 @@ class WriterService:
         self.answers: list[int | None] = [None] * shards  # the last answer of each, received
         # Shards restarted and being sent what they lost (the inbox's pending notifications of
         # their calls); deliveries hold their timers until it is all there.
-        self.catching_up: dict[int, asyncio.Task[None]] = {}
+        self.catching_up: dict[int, asyncio.Task[int]] = {}
         self.started = False
         self.ready = asyncio.Event()
         self.dispatch = Dispatch(shards)
@@ -122,6 +143,14 @@ class WriterService:
             k: deque(maxlen=500) for k in ("ingest", "batch")
         }
         self.calls: Counter[str] = Counter()  # Ray calls, each way: what costs CPU here
+        # For `/metrics`, since this process started: calls decided, batch write times, the
+        # restarts seen of each shard, the notifications re-routed by the start's recovery
+        # (None until it is done), and (last history id, commit time) of the latest feeds.
+        self.decisions = 0
+        self.batch_seconds = Buckets(BATCH_BUCKETS)
+        self.restarts = [0] * shards
+        self.recovered: int | None = None
+        self.fed: deque[tuple[int, float]] = deque(maxlen=FED_MARKS)
 
     # -- life -----------------------------------------------------------------------------
 
@@ -146,7 +175,7 @@ class WriterService:
         self.tasks += [asyncio.create_task(self._sender(i)) for i in range(self.count)]
         self.ready.set()  # the loop runs: what follows goes through it
         await self._retry(None)
-        await self._recover(None)
+        self.recovered = await self._recover(None)
 
     async def configure(self) -> None:
         """(Re)load the settings the writer decides by."""
@@ -228,7 +257,12 @@ class WriterService:
     def _shard_restarted(self, index: int) -> None:
         """Shard `index` restarted with no memory: send it what is not done yet, and let the
         others tell its agents what rings and who talks."""
-        log.info("shard %s restarted: sending what is not done", index)
+        self.restarts[index] += 1
+        log.warning(
+            "shard %s restarted: sending what is not done",
+            index,
+            extra={"event": "shard_restart", "shard": index, "restarts": self.restarts[index]},
+        )
         for i, shard in enumerate(self.shards):
             if i != index:
                 shard.resync_agents.remote(index)
@@ -276,6 +310,27 @@ class WriterService:
             if reading is None
             else datetime.fromtimestamp(reading.at(time.time()), UTC).isoformat(),
         }
+
+    async def metrics(self) -> dict[str, Any]:
+        """The figures `/metrics` shows of the writer, since this process started."""
+        return {
+            "incarnation": self.events.epoch,
+            "recovered": self.recovered,
+            "decisions": self.decisions,
+            "batch_seconds": self.batch_seconds.snapshot(),
+            "shard_restarts": list(self.restarts),
+            "set_aside": self.set_aside_count,
+            "history_max": self.history_max,
+        }
+
+    async def history_lag(self, applied: int) -> float:
+        """Seconds since the oldest history the statistics have not applied (all up to
+        `applied`) was committed: 0 when they have it all; at worst a lower bound, when that
+        history is older than the marks kept."""
+        for last_id, committed in self.fed:
+            if last_id > applied:
+                return max(0.0, time.time() - committed)
+        return 0.0
 
     async def idle(self) -> bool:
         """Nothing waits here (tests, benchmarks)."""
@@ -354,14 +409,21 @@ class WriterService:
                     break
             wait = min(wait * 2, IDLE_HEARTBEAT) if quiet else HEARTBEAT
 
-    async def _recover(self, shard: int | None) -> None:
-        """Route the notifications not done yet (all, or those of one shard's calls)."""
-        after = 0
+    async def _recover(self, shard: int | None) -> int:
+        """Route the notifications not done yet (all, or those of one shard's calls); how
+        many."""
+        after, total = 0, 0
         while True:
             async with self.db.engine.connect() as conn:
                 rows = await inbox.pending(conn, after, RECOVER_BATCH)
             if not rows:
-                return
+                log.info(
+                    "recovery: %s notification(s) not done yet re-routed%s",
+                    total,
+                    "" if shard is None else f" to shard {shard}",
+                    extra={"event": "recovery", "replayed": total, "shard": shard},
+                )
+                return total
             after = rows[-1].id
             items = []
             for row in rows:
@@ -385,7 +447,7 @@ class WriterService:
                 self._take(routed)
             else:
                 await self._route(items)
-            log.info("re-routed %s notifications not done yet", len(items))
+            total += len(items)
 
     async def _retry(self, entry_id: int | None) -> int:
         # Through the loop, as every write of this process: never two writers at once.
@@ -504,7 +566,9 @@ class WriterService:
         except _Unreachable:
             self.kept = kept + self.kept  # they wait in `pending` with the rest
             raise
-        self.timings["batch"].append((time.perf_counter() - started) * 1000)
+        elapsed = time.perf_counter() - started
+        self.timings["batch"].append(elapsed * 1000)
+        self.batch_seconds.observe(elapsed)
         for item, future in kept:
             if future.done():
                 continue
@@ -573,6 +637,7 @@ class WriterService:
         events: list[tuple[int, dict[str, Any]]] = []
         self.profiles.forget(result.new_numbers)
         ready = self.dispatch.decided_calls([d.call_session_id for d in result.decided])
+        self.decisions += len(result.decided)
         self.pending.late += [(late.inbox_id, late.notification) for late in ready]
         for d in result.decided:
             event = {
@@ -607,6 +672,7 @@ class WriterService:
         if not history:
             return
         before, self.history_max = self.history_max, max(self.history_max, history[-1].id)
+        self.fed.append((self.history_max, time.time()))
         if self.stats is not None:
             self.calls["statistics"] += 1
             self.stats.feed.remote(before, history)

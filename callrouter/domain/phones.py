@@ -1,6 +1,7 @@
-"""Phone numbers reduced to digits for matching (UIS.md "Phone numbers").
+"""Phone numbers reduced to digits (UIS.md "Phone numbers"), for matching and for dialling.
 
-Only for comparing numbers: everything shown to people keeps the number as UIS sent it.
+The digits are for comparing numbers and for what the Call API dials; everything shown to
+people keeps the number as UIS sent it or as it was typed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ def normalize_phone(raw: str | None) -> str | None:
     elif len(digits) == 10 and digits.startswith("9"):
         digits = "7" + digits
     return digits or None
+
+
+def dial_digits(raw: str) -> str | None:
+    """The number as the Call API takes it in `start.employee_call`'s `contact` (UIS.md: digits
+    only, "79161234567"), or None when `raw` has no digits to dial.
+
+    These are the digits `normalize_phone` matches on, which is the form UIS itself sends
+    numbers in: a profile's "+7 916 123-45-67" is dialled as "79161234567", and the call that
+    results is matched back to the same user (R5).
+    """
+    return normalize_phone(raw)
 
 
 def known_number(raw: str | None) -> str | None:

@@ -76,7 +76,7 @@ MAX_LINKS = 100
 
 
 class BodyError(ValueError):
-    """A webhook body that is not a JSON object (HTTP 400)."""
+    """A webhook body that is not JSON (HTTP 400)."""
 
 
 def body_text(raw: bytes) -> str:
@@ -85,8 +85,9 @@ def body_text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
-def parse_body(raw: bytes) -> dict[str, object]:
-    """Decode a webhook body; raise `BodyError` unless it is a JSON object.
+def parse_body(raw: bytes) -> object:
+    """Decode a webhook body; raise `BodyError` unless it is JSON (HTTP 400). JSON that is not
+    an object is `parse_notification`'s to refuse (HTTP 422, API.md).
 
     The Content-Type header is ignored (UIS documents none). A leftover unquoted `{{variable}}`
     makes the body invalid JSON, so it is a `BodyError` too; the message says where.
@@ -94,7 +95,7 @@ def parse_body(raw: bytes) -> dict[str, object]:
     # Some editors save templates with a BOM, which orjson refuses; it carries no meaning.
     body = raw.removeprefix(b"\xef\xbb\xbf")
     try:
-        doc = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         # orjson counts characters, not bytes.
         text = body.decode("utf-8", "replace")
@@ -103,14 +104,9 @@ def parse_body(raw: bytes) -> dict[str, object]:
             f"body is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
             f" (character {error.pos}), near {near!r}"
         ) from None
-    if not isinstance(doc, dict):
-        raise BodyError(f"body is JSON but not an object: it is {_describe(doc)}")
-    return doc
 
 
-def parse_notification(
-    doc: Mapping[str, object], tz: ZoneInfo, received_at: datetime
-) -> Notification:
+def parse_notification(doc: object, tz: ZoneInfo, received_at: datetime) -> Notification:
     """Read one decoded body as a `Notification`; raise `NotificationError` if it is unusable.
 
     Accepts the guide's nested layout and the flat one (a nested value wins unless missing).

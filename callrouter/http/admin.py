@@ -7,176 +7,168 @@ from typing import Any
 
 from aiohttp import web
 
-from callrouter.domain.account import DEFAULT_CALL_API_URL, Integration
-from callrouter.http.auth import require_admin, require_any
-from callrouter.http.errors import (
-    json_response,
-    not_found,
-    optional_bool,
-    optional_int,
-    optional_str,
-    paging,
-    path_id,
-    read_json,
-    reject_unknown,
-    require_str,
-    unprocessable,
-)
-from callrouter.http.keys import CONTROL, DB, STORE
+from callrouter.domain.account import Integration
+from callrouter.http.errors import not_found, path_id, unprocessable
+from callrouter.http.keys import CONTROL, DB, PUBLIC_URL, STORE
+from callrouter.http.operation import operation
 from callrouter.http.render import iso, page
+from callrouter.http.schemas import (
+    FieldChange,
+    FieldIn,
+    FieldOut,
+    IntegrationIn,
+    IntegrationOut,
+    NewStaff,
+    OperatorIn,
+    OperatorOut,
+    Page,
+    Paging,
+    Rejected,
+    SettingsIn,
+    SettingsOut,
+    StaffIn,
+    StaffOut,
+)
 from callrouter.storage import directory
 
 routes = web.RouteTableDef()
 
 
-def _integration_json(integration: Integration) -> dict[str, Any]:
+def _integration_json(request: web.Request, integration: Integration) -> dict[str, Any]:
+    path = f"/webhooks/uis/{integration.webhook_secret}"
+    # UIS needs the full address; behind a proxy the request's host is not it (--public-url).
+    base = request.app.get(PUBLIC_URL) or f"{request.scheme}://{request.host}"
     return {
-        "webhook_path": f"/webhooks/uis/{integration.webhook_secret}",
+        "webhook_path": path,
+        "webhook_url": base.rstrip("/") + path,
         "virtual_phone_number": integration.virtual_phone_number,
         "call_api_url": integration.call_api_url,
     }
 
 
 @routes.put("/api/v1/integrations/uis")
-async def put_integration(request: web.Request) -> web.Response:
-    """Enable or update the UIS integration (R1); answers with the webhook path to give UIS."""
-    await require_admin(request)
-    body = await read_json(request)
-    reject_unknown(body, {"api_key", "virtual_phone_number", "call_api_url"})
-    api_key = require_str(body, "api_key", max_len=500)
-    number = require_str(body, "virtual_phone_number", max_len=64)
-    url = optional_str(body, "call_api_url", max_len=500) or DEFAULT_CALL_API_URL
-    integration = await request.app[STORE].run(directory.save_integration, api_key, number, url)
+@operation(auth="admin", tag="admin", body=IntegrationIn, answer=IntegrationOut, errors=(422,))
+async def put_integration(request: web.Request, body: IntegrationIn) -> dict[str, Any]:
+    """Enable or update the UIS integration (R1)
+
+    Answers with the webhook address to paste into UIS; the secret in it is kept across
+    updates."""
+    integration = await request.app[STORE].run(
+        directory.save_integration, body.api_key, body.virtual_phone_number, body.call_api_url
+    )
     await request.app[CONTROL].config_changed()
-    return json_response(_integration_json(integration))
+    return _integration_json(request, integration)
 
 
 @routes.get("/api/v1/integrations/uis")
-async def get_integration(request: web.Request) -> web.Response:
-    """The integration as the last PUT answered it; 404 before the first PUT."""
-    await require_admin(request)
+@operation(auth="admin", tag="admin", answer=IntegrationOut, errors=(404,))
+async def get_integration(request: web.Request) -> dict[str, Any]:
+    """The integration as the last PUT answered it; 404 before the first PUT"""
     async with request.app[DB].sessions() as session:
         account = await directory.load_account(session)
     if account.integration is None:
         raise not_found("integration_not_configured", "The UIS integration is not set up yet.")
-    return json_response(_integration_json(account.integration))
+    return _integration_json(request, account.integration)
 
 
 @routes.put("/api/v1/settings")
-async def put_settings(request: web.Request) -> web.Response:
-    """Change any of the account settings; answers with all of them."""
-    await require_admin(request)
-    body = await read_json(request)
-    account = await request.app[STORE].run(directory.change_settings, body)
+@operation(auth="admin", tag="admin", body=SettingsIn, answer=SettingsOut, errors=(422,))
+async def put_settings(request: web.Request, body: SettingsIn) -> Any:
+    """Change any of the account settings; answers with all of them"""
+    changes = body.model_dump(exclude_unset=True)
+    account = await request.app[STORE].run(directory.change_settings, changes)
     await request.app[CONTROL].config_changed()
-    return json_response(account.settings_json())
+    return account.settings_json()
 
 
 @routes.get("/api/v1/settings")
-async def get_settings(request: web.Request) -> web.Response:
-    """All account settings (staff may read them: the console shows times in the zone)."""
-    await require_any(request)
+@operation(auth="any", tag="admin", answer=SettingsOut)
+async def get_settings(request: web.Request) -> dict[str, object]:
+    """All account settings (staff may read them: the console shows times in the zone)"""
     async with request.app[DB].sessions() as session:
         account = await directory.load_account(session)
-    return json_response(account.settings_json())
+    return account.settings_json()
 
 
 @routes.post("/api/v1/staff")
-async def post_staff(request: web.Request) -> web.Response:
-    """A new staff member; the answer carries their token, which is never shown again."""
-    await require_admin(request)
-    body = await read_json(request)
-    reject_unknown(body, {"full_name", "email"})
-    full_name = require_str(body, "full_name")
-    email = require_str(body, "email")
-    answer = await request.app[STORE].run(directory.add_staff, full_name, email)
+@operation(auth="admin", tag="admin", body=StaffIn, answer=NewStaff, status=201, errors=(409, 422))
+async def post_staff(request: web.Request, body: StaffIn) -> Any:
+    """A new staff member
+
+    The answer carries their token, which is never shown again."""
+    answer = await request.app[STORE].run(directory.add_staff, body.full_name, body.email)
     await request.app[CONTROL].config_changed()  # the wallboard lists every staff member
-    return json_response(answer, status=201)
+    return answer
 
 
 @routes.get("/api/v1/staff")
-async def get_staff_list(request: web.Request) -> web.Response:
-    """Staff, newest first (no tokens)."""
-    await require_admin(request)
-    limit, offset = paging(request)
+@operation(auth="admin", tag="admin", query=Paging, answer=Page[StaffOut])
+async def get_staff_list(request: web.Request, query: Paging) -> dict[str, Any]:
+    """Staff, newest first (no tokens)"""
     async with request.app[DB].sessions() as session:
-        staff, total = await directory.list_staff(session, limit, offset)
-    return json_response(page([directory.staff_json(s) for s in staff], total))
+        staff, total = await directory.list_staff(session, query.limit, query.offset)
+    return page([directory.staff_json(s) for s in staff], total)
 
 
 @routes.put("/api/v1/operators/{employee_id}")
-async def put_operator(request: web.Request) -> web.Response:
-    """Map a UIS employee to a staff member, or unmap it with `"staff_id": null` (R2)."""
-    await require_admin(request)
+@operation(auth="admin", tag="admin", body=OperatorIn, answer=OperatorOut, errors=(404, 422))
+async def put_operator(request: web.Request, body: OperatorIn) -> Any:
+    """Map a UIS employee to a staff member, or unmap it with `"staff_id": null` (R2)"""
     employee_id = path_id(request, "employee_id")
-    body = await read_json(request)
-    reject_unknown(body, {"staff_id"})
-    if "staff_id" not in body:
-        raise unprocessable("missing_field", "Field 'staff_id' is required (an id or null).")
-    staff_id = optional_int(body, "staff_id", minimum=1)
-    answer = await request.app[STORE].run(directory.map_operator, employee_id, staff_id)
+    answer = await request.app[STORE].run(directory.map_operator, employee_id, body.staff_id)
     await request.app[CONTROL].config_changed()
-    return json_response(answer)
+    return answer
 
 
 @routes.get("/api/v1/operators")
-async def get_operators(request: web.Request) -> web.Response:
-    """Operator mappings by employee id."""
-    await require_admin(request)
-    limit, offset = paging(request)
+@operation(auth="admin", tag="admin", query=Paging, answer=Page[OperatorOut])
+async def get_operators(request: web.Request, query: Paging) -> dict[str, Any]:
+    """Operator mappings by employee id"""
     async with request.app[DB].sessions() as session:
-        operators, total = await directory.list_operators(session, limit, offset)
-    return json_response(page([directory.operator_json(o) for o in operators], total))
+        operators, total = await directory.list_operators(session, query.limit, query.offset)
+    return page([directory.operator_json(o) for o in operators], total)
 
 
 @routes.get("/api/v1/fields")
-async def get_fields(request: web.Request) -> web.Response:
-    """All user fields in popup order, as the bare array API.md shows (built-ins first)."""
-    await require_admin(request)
+@operation(auth="admin", tag="admin", answer=list[FieldOut])
+async def get_fields(request: web.Request) -> list[dict[str, Any]]:
+    """All user fields in popup order, as the bare array API.md shows (built-ins first)"""
     async with request.app[DB].sessions() as session:
         fields = await directory.list_fields(session)
-    return json_response([directory.field_json(f) for f in fields])
+    return [directory.field_json(f) for f in fields]
 
 
 @routes.post("/api/v1/fields")
-async def post_field(request: web.Request) -> web.Response:
-    """A custom user field; 409 when the key exists."""
-    await require_admin(request)
-    body = await read_json(request)
-    reject_unknown(body, {"key", "title", "incoming_call"})
-    key = require_str(body, "key", max_len=64)
-    title = require_str(body, "title")
-    incoming_call = optional_bool(body, "incoming_call") or False
-    answer = await request.app[STORE].run(directory.add_field, key, title, incoming_call)
+@operation(auth="admin", tag="admin", body=FieldIn, answer=FieldOut, status=201, errors=(409, 422))
+async def post_field(request: web.Request, body: FieldIn) -> Any:
+    """A custom user field; 409 when the key exists"""
+    answer = await request.app[STORE].run(
+        directory.add_field, body.key, body.title, body.incoming_call
+    )
     await request.app[CONTROL].config_changed()
-    return json_response(answer, status=201)
+    return answer
 
 
 @routes.patch("/api/v1/fields/{key}")
-async def patch_field(request: web.Request) -> web.Response:
-    """Flag a field for the incoming-call popup (R3), or rename it."""
-    await require_admin(request)
-    body = await read_json(request)
-    reject_unknown(body, {"incoming_call", "title"})
-    incoming_call = optional_bool(body, "incoming_call")
-    title = require_str(body, "title") if "title" in body else None
-    if incoming_call is None and title is None:
+@operation(auth="admin", tag="admin", body=FieldChange, answer=FieldOut, errors=(404, 422))
+async def patch_field(request: web.Request, body: FieldChange) -> Any:
+    """Flag a field for the incoming-call popup (R3), or rename it"""
+    if body.incoming_call is None and body.title is None:
         raise unprocessable("missing_field", "Field 'incoming_call' (true or false) is required.")
     answer = await request.app[STORE].run(
-        directory.change_field, request.match_info["key"], incoming_call, title
+        directory.change_field, request.match_info["key"], body.incoming_call, body.title
     )
     await request.app[CONTROL].config_changed()
-    return json_response(answer)
+    return answer
 
 
 @routes.get("/api/v1/rejected")
-async def get_rejected(request: web.Request) -> web.Response:
-    """Webhook bodies refused with a 4xx, newest first, for inspection (R33)."""
-    await require_admin(request)
-    limit, offset = paging(request)
+@operation(auth="admin", tag="admin", query=Paging, answer=Page[Rejected])
+async def get_rejected(request: web.Request, query: Paging) -> dict[str, Any]:
+    """Webhook bodies refused with a 4xx, newest first, for inspection (R33)"""
     async with request.app[DB].sessions() as session:
         tz = (await directory.load_account(session)).tz
-        rows, total = await directory.list_rejected(session, limit, offset)
+        rows, total = await directory.list_rejected(session, query.limit, query.offset)
     items = [
         {
             "id": r.id,
@@ -189,4 +181,4 @@ async def get_rejected(request: web.Request) -> web.Response:
         }
         for r in rows
     ]
-    return json_response(page(items, total))
+    return page(items, total)

@@ -19,6 +19,9 @@ from callrouter.http import (
     dial,
     live,
     meta,
+    metrics,
+    openapi,
+    oplog,
     pages,
     quarantine,
     stats,
@@ -28,7 +31,17 @@ from callrouter.http import (
 )
 from callrouter.http.errors import error_middleware
 from callrouter.http.fanout import Fanout, LocalFanout, RedisFanout
-from callrouter.http.keys import ACCOUNT, ADMIN_TOKEN, CLUSTER, CONTROL, DB, HUB, STORE, AccountBox
+from callrouter.http.keys import (
+    ACCOUNT,
+    ADMIN_TOKEN,
+    CLUSTER,
+    CONTROL,
+    DB,
+    HUB,
+    PUBLIC_URL,
+    STORE,
+    AccountBox,
+)
 from callrouter.http.live import Hub
 from callrouter.storage import directory
 from callrouter.storage.engine import Database
@@ -54,12 +67,16 @@ class LiveControl:
 
 
 def create_app(settings: Settings, admin_token: str) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+    middlewares = [metrics.middleware, oplog.middleware, error_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=1 << 20)
     app[ADMIN_TOKEN] = admin_token
+    app[metrics.METRICS] = metrics.Metrics()  # a registry per app, not prometheus' global one
+    app[PUBLIC_URL] = settings.public_url
     app[HUB] = Hub()
     app.cleanup_ctx.append(_resources(settings))
     app.cleanup_ctx.append(wallboard.feed_ctx)
     app.cleanup_ctx.append(dial.http_client)
+    app.cleanup_ctx.append(oplog.watch_writer)
     modules = (
         meta,
         webhook,
@@ -69,13 +86,16 @@ def create_app(settings: Settings, admin_token: str) -> web.Application:
         cases,
         dial,
         live,
+        openapi,
         pages,
         wallboard,
         stats,
         quarantine,
+        metrics,
     )
     for module in modules:
         app.add_routes(module.routes)
+    openapi.add_docs_page(app)
     return app
 
 

@@ -8,23 +8,22 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from callrouter.http.auth import require_any, require_staff
 from callrouter.http.cases import case_view
-from callrouter.http.errors import (
-    MAX_ID,
-    conflict,
-    forbidden,
-    json_response,
-    not_found,
-    optional_str,
-    paging,
-    path_id,
-    read_json,
-    require_str,
-    unprocessable,
-)
+from callrouter.http.errors import conflict, forbidden, not_found, path_id
 from callrouter.http.keys import ACCOUNT, CLUSTER, DB, STORE
+from callrouter.http.operation import operation
 from callrouter.http.render import iso, page
+from callrouter.http.schemas import (
+    Attach,
+    CallOut,
+    CallsQuery,
+    CaseFromCall,
+    CaseWithMessages,
+    Draft,
+    LinkUser,
+    Page,
+    UserOut,
+)
 from callrouter.storage import case_store, directory
 from callrouter.storage.directory import paged
 from callrouter.storage.models import Call, CallAction, Message
@@ -94,28 +93,30 @@ async def _render(
 
 
 @routes.get("/api/v1/calls")
-async def list_calls(request: web.Request) -> web.Response:
-    await require_any(request)
-    limit, offset = paging(request)
-    if request.query.get("active", "").lower() in ("1", "true", "yes"):
+@operation(auth="any", tag="calls", query=CallsQuery, answer=Page[CallOut])
+async def list_calls(request: web.Request, query: CallsQuery) -> dict[str, Any]:
+    """Live calls (`active=true`) or ended ones, newest first"""
+    limit, offset = query.limit, query.offset
+    if query.active:
         live = sorted(
             await request.app[CLUSTER].active_calls(), key=lambda c: c["started_at"], reverse=True
         )
         items = [await _render(request, c, None) for c in live[offset : offset + limit]]
-        return json_response(page(items, len(live)))
+        return page(items, len(live))
     async with request.app[DB].sessions() as session:
-        query = (
+        select_ = (
             select(Call)
             .where(Call.finalized.is_(True))
             .order_by(Call.ended_at.desc(), Call.call_session_id.desc())
         )
-        rows, total = await paged(session, query, limit, offset)
-    return json_response(page([await _render(request, None, r) for r in rows], total))
+        rows, total = await paged(session, select_, limit, offset)
+    return page([await _render(request, None, r) for r in rows], total)
 
 
 @routes.get("/api/v1/calls/{id}")
-async def get_call(request: web.Request) -> web.Response:
-    await require_any(request)
+@operation(auth="any", tag="calls", answer=CallOut, errors=(404,))
+async def get_call(request: web.Request) -> dict[str, Any]:
+    """One call, live or ended"""
     call_id = path_id(request, "id")
     call = await request.app[CLUSTER].call(call_id)
     row = None
@@ -126,69 +127,66 @@ async def get_call(request: web.Request) -> web.Response:
             call = None
         elif call is None:
             raise not_found("call_not_found", f"No call {call_id}.")
-    return json_response(await _render(request, call, row))
+    return await _render(request, call, row)
 
 
 @routes.post("/api/v1/calls/{id}/link-user")
-async def link_user(request: web.Request) -> web.Response:
-    """R7: the calling number joins the user's phones."""
-    staff_id = await require_staff(request)
+@operation(
+    auth="staff", tag="calls", body=LinkUser, answer=UserOut, errors=(403, 404, 409, 422)
+)
+async def link_user(request: web.Request, staff_id: int, body: LinkUser) -> Any:
+    """Link the caller to a user: the calling number joins the user's phones (R7)"""
     call = await _live_call(request, staff_id)
-    body = await read_json(request)
-    user_id = _id_field(body, "user_id")
-    view = await request.app[STORE].run(directory.link_phone, user_id, call["phone"])
-    return json_response(view)
-
-
-def _id_field(body: dict[str, Any], key: str) -> int:
-    value = body.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_ID:
-        raise unprocessable("invalid_field", f"{key} must be a positive integer id.")
-    return value
+    return await request.app[STORE].run(directory.link_phone, body.user_id, call["phone"])
 
 
 @routes.post("/api/v1/calls/{id}/case")
-async def create_case(request: web.Request) -> web.Response:
-    """R8: create a case from the call."""
-    staff_id = await require_staff(request)
+@operation(
+    auth="staff",
+    tag="calls",
+    body=CaseFromCall,
+    answer=CaseWithMessages,
+    status=201,
+    errors=(403, 404, 409, 422),
+)
+async def create_case(request: web.Request, staff_id: int, body: CaseFromCall) -> dict[str, Any]:
+    """Create a case from the call (R8)"""
     call = await _live_call(request, staff_id)
-    body = await read_json(request)
-    subject = require_str(body, "subject", max_len=500)
-    summary = optional_str(body, "summary", max_len=20000) or ""
     case_id = await request.app[STORE].run(
-        case_store.create_case_from_call, call, staff_id, subject, summary, datetime.now(UTC)
+        case_store.create_case_from_call,
+        call,
+        staff_id,
+        body.subject,
+        body.summary,
+        datetime.now(UTC),
     )
-    return json_response(await case_view(request, case_id, with_messages=True), status=201)
+    return await case_view(request, case_id, with_messages=True)
 
 
 @routes.post("/api/v1/calls/{id}/attach")
-async def attach(request: web.Request) -> web.Response:
-    """R9, R19: attach the call to a case."""
-    staff_id = await require_staff(request)
+@operation(
+    auth="staff", tag="calls", body=Attach, answer=CaseWithMessages, errors=(403, 404, 409, 422)
+)
+async def attach(request: web.Request, staff_id: int, body: Attach) -> dict[str, Any]:
+    """Attach the call to a case (R9, R19)"""
     call = await _live_call(request, staff_id)
-    body = await read_json(request)
-    case_id = _id_field(body, "case_id")
-    summary = optional_str(body, "summary", max_len=20000) or ""
     await request.app[STORE].run(
-        case_store.attach_call, call, staff_id, case_id, summary, datetime.now(UTC)
+        case_store.attach_call, call, staff_id, body.case_id, body.summary, datetime.now(UTC)
     )
-    return json_response(await case_view(request, case_id, with_messages=True))
+    return await case_view(request, body.case_id, with_messages=True)
 
 
 @routes.put("/api/v1/calls/{id}/draft")
-async def draft(request: web.Request) -> web.Response:
-    """R10: keep what the staff member typed."""
-    staff_id = await require_staff(request)
+@operation(auth="staff", tag="calls", body=Draft, status=204, errors=(403, 404, 409, 422))
+async def draft(request: web.Request, staff_id: int, body: Draft) -> web.Response:
+    """Keep what the staff member typed during the call (R10)"""
     call = await _live_call(request, staff_id)
-    body = await read_json(request)
-    subject = optional_str(body, "subject", max_len=500)
-    summary = optional_str(body, "summary", max_len=20000)
     await request.app[STORE].run(
         case_store.save_draft,
         call["call_session_id"],
         staff_id,
-        subject,
-        summary,
+        body.subject,
+        body.summary,
         datetime.now(UTC),
     )
     return web.Response(status=204)

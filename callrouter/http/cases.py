@@ -8,21 +8,20 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from callrouter.domain.case_status import STATUSES
-from callrouter.http.auth import require_any
-from callrouter.http.errors import (
-    json_response,
-    not_found,
-    optional_int,
-    paging,
-    path_id,
-    read_json,
-    reject_unknown,
-    require_str,
-    unprocessable,
-)
+from callrouter.http.auth import Principal
+from callrouter.http.errors import not_found, path_id
 from callrouter.http.keys import ACCOUNT, DB, STORE
+from callrouter.http.operation import operation
 from callrouter.http.render import iso, page
+from callrouter.http.schemas import (
+    CaseChange,
+    CaseOut,
+    CasesQuery,
+    CaseWithMessages,
+    MessageIn,
+    MessageOut,
+    Page,
+)
 from callrouter.storage import case_store
 from callrouter.storage.cases import recordings_for, recordings_of_calls
 from callrouter.storage.directory import paged
@@ -89,71 +88,62 @@ async def case_view(request: web.Request, case_id: int, *, with_messages: bool) 
 
 
 @routes.get("/api/v1/cases")
-async def list_cases(request: web.Request) -> web.Response:
-    await require_any(request)
-    limit, offset = paging(request)
-    query = select(Case)
-    if "user_id" in request.query:
-        try:
-            query = query.where(Case.user_id == int(request.query["user_id"]))
-        except ValueError:
-            raise unprocessable("invalid_field", "user_id must be an integer.") from None
-    if "status" in request.query:
-        query = query.where(Case.status == request.query["status"])
-    if "channel" in request.query:
-        query = query.where(Case.channel == request.query["channel"])
+@operation(auth="any", tag="cases", query=CasesQuery, answer=Page[CaseOut])
+async def list_cases(request: web.Request, query: CasesQuery) -> dict[str, Any]:
+    """Cases without their messages, newest first, filtered by user, status or channel"""
+    select_ = select(Case)
+    if query.user_id is not None:
+        select_ = select_.where(Case.user_id == query.user_id)
+    if query.status is not None:
+        select_ = select_.where(Case.status == query.status)
+    if query.channel is not None:
+        select_ = select_.where(Case.channel == query.channel)
     tz = request.app[ACCOUNT].value.tz
     async with request.app[DB].sessions() as session:
         rows, total = await paged(
-            session, query.order_by(Case.created_at.desc(), Case.id.desc()), limit, offset
+            session,
+            select_.order_by(Case.created_at.desc(), Case.id.desc()),
+            query.limit,
+            query.offset,
         )
         items = [case_json(c, tz) for c in rows]
-    return json_response(page(items, int(total or 0)))
+    return page(items, int(total or 0))
 
 
 @routes.get("/api/v1/cases/{id}")
-async def get_case(request: web.Request) -> web.Response:
-    await require_any(request)
-    return json_response(await case_view(request, path_id(request, "id"), with_messages=True))
+@operation(auth="any", tag="cases", answer=CaseWithMessages, errors=(404,))
+async def get_case(request: web.Request) -> dict[str, Any]:
+    """One case with its messages, oldest first"""
+    return await case_view(request, path_id(request, "id"), with_messages=True)
 
 
 @routes.patch("/api/v1/cases/{id}")
-async def patch_case(request: web.Request) -> web.Response:
-    """Staff change status, assignee or subject; each change is logged with its actor (R24)."""
-    principal = await require_any(request)
+@operation(auth="any", tag="cases", body=CaseChange, answer=CaseOut, errors=(404, 409, 422))
+async def patch_case(request: web.Request, principal: Principal, body: CaseChange) -> Any:
+    """Change status, assignee or subject
+
+    Each change is logged with its actor (R24)."""
     case_id = path_id(request, "id")
-    body = await read_json(request)
-    reject_unknown(body, {"status", "assignee_id", "subject"})
-    changes: dict[str, Any] = {}
-    if "status" in body:
-        if body["status"] not in STATUSES:
-            raise unprocessable("invalid_field", f"status must be one of {', '.join(STATUSES)}.")
-        changes["status"] = body["status"]
-    if "assignee_id" in body:
-        changes["assignee_id"] = optional_int(body, "assignee_id")
-    if "subject" in body:
-        changes["subject"] = require_str(body, "subject", max_len=500)
+    changes = body.model_dump(exclude_unset=True)
     await request.app[STORE].run(
         case_store.patch_case, case_id, changes, principal.staff_id, datetime.now(UTC)
     )
-    return json_response(await case_view(request, case_id, with_messages=False))
+    return await case_view(request, case_id, with_messages=False)
 
 
 @routes.post("/api/v1/cases/{id}/messages")
-async def post_message(request: web.Request) -> web.Response:
-    principal = await require_any(request)
+@operation(
+    auth="any", tag="cases", body=MessageIn, answer=MessageOut, status=201, errors=(404, 422)
+)
+async def post_message(request: web.Request, principal: Principal, body: MessageIn) -> Any:
+    """A reply or an internal note on a case"""
     case_id = path_id(request, "id")
-    body = await read_json(request)
-    text = require_str(body, "body", max_len=100_000)
-    kind = body.get("kind", "reply")
-    if kind not in ("reply", "note"):
-        raise unprocessable("invalid_field", "kind must be reply or note.")
     message_id = await request.app[STORE].run(
-        case_store.post_message, case_id, kind, text, principal.staff_id, datetime.now(UTC)
+        case_store.post_message, case_id, body.kind, body.body, principal.staff_id,
+        datetime.now(UTC),
     )
     tz = request.app[ACCOUNT].value.tz
     async with request.app[DB].sessions() as session:
         message = await session.get(Message, message_id)
         assert message is not None
-        view = message_json(message, [], tz)
-    return json_response(view, status=201)
+        return message_json(message, [], tz)

@@ -11,22 +11,28 @@ from datetime import UTC, datetime
 from aiohttp import ClientSession, web
 
 from callrouter.callapi import CallApiClient, CallApiError
-from callrouter.http.auth import require_staff
-from callrouter.http.errors import (
-    ApiError,
-    conflict,
-    json_response,
-    path_id,
-)
+from callrouter.http.errors import ApiError, conflict, path_id
 from callrouter.http.keys import ACCOUNT, HTTP_CLIENT, STORE
+from callrouter.http.operation import operation
+from callrouter.http.schemas import Dialed
 from callrouter.storage import dials
 
 routes = web.RouteTableDef()
 
 
+# UIS may have started the call although its answer never came (or made no sense): the dial
+# stays, so the call's notifications still find their case.
+MAY_HAVE_STARTED = frozenset({"uis_timeout", "uis_bad_response"})
+
+
 @routes.post("/api/v1/cases/{id}/calls")
-async def call_from_case(request: web.Request) -> web.Response:
-    staff_id = await require_staff(request)
+@operation(auth="staff", tag="cases", answer=Dialed, status=202, errors=(409, 422, 502))
+async def call_from_case(request: web.Request, staff_id: int) -> dict[str, object]:
+    """Call the case's user back through the UIS Call API (R18–R20)
+
+    The staff member's phone rings first, then the user's. 502 with UIS's error mnemonic as
+    `code` when UIS refuses (or cannot be reached: `uis_unreachable`, `uis_timeout`,
+    `uis_bad_response`)."""
     case_id = path_id(request, "id")
     integration = request.app[ACCOUNT].value.integration
     if integration is None:
@@ -45,12 +51,11 @@ async def call_from_case(request: web.Request) -> web.Response:
             external_id=external_id,
         )
     except CallApiError as exc:
-        await store.run(dials.drop_dial, external_id)
+        if exc.code not in MAY_HAVE_STARTED:
+            await store.run(dials.drop_dial, external_id)
         raise ApiError(502, exc.code, exc.message) from None
     await store.run(dials.dial_started, external_id, call_session_id)
-    return json_response(
-        {"call_session_id": call_session_id, "external_id": external_id}, status=202
-    )
+    return {"call_session_id": call_session_id, "external_id": external_id}
 
 
 async def http_client(app: web.Application):  # type: ignore[no-untyped-def]

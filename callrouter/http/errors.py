@@ -1,4 +1,4 @@
-"""Errors at the HTTP boundary (STYLE habit 10) and the small request-reading helpers.
+"""Errors at the HTTP boundary (STYLE habit 10), and reading an id from a path.
 
 Every error leaves as `{"error": {"code", "message"}}` (API.md "Conventions"): handlers raise
 `ApiError`, storage raises `DirectoryError` subclasses, aiohttp raises its HTTP exceptions, and
@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
+from callrouter.http.schemas import MAX_ID
 from callrouter.storage.directory import (
     ConflictError,
     DirectoryError,
@@ -23,9 +24,6 @@ from callrouter.storage.directory import (
 )
 
 log = logging.getLogger(__name__)
-
-# 2**63 - 1: ids are BIGINT; a larger number in a path cannot name anything.
-MAX_ID = (1 << 63) - 1
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -142,83 +140,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise  # redirects and the like are answers, not errors
         return _from_http_exception(exc)
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # The route's pattern, not the path: a webhook path carries the integration's secret.
+        route = request.match_info.route.resource
+        where = route.canonical if route is not None else "?"
+        log.exception("unhandled error on %s %s", request.method, where)
         return error_response(500, "internal_error", "The server failed to handle the request.")
-
-
-async def read_json(request: web.Request, max_bytes: int = 1 << 20) -> dict[str, Any]:
-    """The request body as a JSON object: 413 over `max_bytes`, 400 `invalid_json` when it is
-    not JSON, 422 `invalid_body` when it is JSON but not an object. An empty body is `{}`."""
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise ApiError(413, "too_large", f"The body is larger than {max_bytes} bytes.")
-    raw = await request.read()
-    if len(raw) > max_bytes:
-        raise ApiError(413, "too_large", f"The body is larger than {max_bytes} bytes.")
-    if not raw.strip():
-        # Bodiless POSTs (`{}` in API.md) are common from simple clients.
-        return {}
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise bad_request("invalid_json", f"The body is not valid JSON: {exc}.") from None
-    if not isinstance(data, dict):
-        raise unprocessable("invalid_body", "The body must be a JSON object.")
-    return data
-
-
-def require_str(body: Mapping[str, Any], key: str, *, max_len: int = 200) -> str:
-    """A required non-blank string field, stripped; 422 naming the field otherwise."""
-    value = optional_str(body, key, max_len=max_len)
-    if value is None or not value:
-        raise unprocessable("missing_field", f"Field '{key}' is required (a non-empty string).")
-    return value
-
-
-def optional_str(body: Mapping[str, Any], key: str, *, max_len: int = 200) -> str | None:
-    """A string field or None when absent or null, stripped; 422 for any other type."""
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise unprocessable("invalid_field", f"Field '{key}' must be a string.")
-    value = value.strip()
-    if len(value) > max_len:
-        raise unprocessable("invalid_field", f"Field '{key}' is longer than {max_len} characters.")
-    return value
-
-
-def optional_int(
-    body: Mapping[str, Any], key: str, *, minimum: int | None = None, maximum: int = MAX_ID
-) -> int | None:
-    """An integer field or None when absent or null; 422 for other types or out of range."""
-    value = body.get(key)
-    if value is None:
-        return None
-    # bool is an int subclass in Python; `true` is not a number in JSON.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise unprocessable("invalid_field", f"Field '{key}' must be an integer.")
-    if (minimum is not None and value < minimum) or value > maximum:
-        raise unprocessable(
-            "invalid_field", f"Field '{key}' must be between {minimum} and {maximum}."
-        )
-    return value
-
-
-def optional_bool(body: Mapping[str, Any], key: str) -> bool | None:
-    """A boolean field or None when absent or null; 422 for any other type."""
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise unprocessable("invalid_field", f"Field '{key}' must be true or false.")
-    return value
-
-
-def reject_unknown(body: Mapping[str, Any], allowed: set[str] | frozenset[str]) -> None:
-    """422 `unknown_field` when the body has a key outside `allowed` (catches typos)."""
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise unprocessable("unknown_field", f"Unknown field(s): {', '.join(unknown)}.")
 
 
 def path_id(request: web.Request, name: str) -> int:
@@ -227,19 +153,3 @@ def path_id(request: web.Request, name: str) -> int:
     if not (raw.isascii() and raw.isdecimal()) or not 0 < int(raw) <= MAX_ID:
         raise not_found("not_found", f"No such {name}: {raw}.")
     return int(raw)
-
-
-def paging(request: web.Request, *, default: int = 50, maximum: int = 500) -> tuple[int, int]:
-    """`limit` and `offset` from the query string; 400 `invalid_parameter` when malformed."""
-    result = []
-    for name, fallback, top in (("limit", default, maximum), ("offset", 0, MAX_ID)):
-        raw = request.query.get(name)
-        if raw is None or raw == "":
-            result.append(fallback)
-            continue
-        if not (raw.isascii() and raw.isdecimal()) or int(raw) > top:
-            raise bad_request(
-                "invalid_parameter", f"Query parameter '{name}' must be an integer 0..{top}."
-            )
-        result.append(int(raw))
-    return result[0], result[1]

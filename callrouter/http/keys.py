@@ -46,3 +46,4 @@ STORE = web.AppKey("store", Store)
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 HTTP_CLIENT = web.AppKey("http_client", ClientSession)
 WALLBOARD_FEED: web.AppKey[WallboardFeed] = web.AppKey("wallboard_feed")
+PUBLIC_URL: web.AppKey[str | None] = web.AppKey("public_url")  # the base UIS posts to

@@ -13,8 +13,9 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from callrouter.http.auth import require_staff
 from callrouter.http.keys import CLUSTER, DB, HUB
+from callrouter.http.operation import operation
+from callrouter.http.schemas import Token
 from callrouter.storage.live import Profiles
 
 log = logging.getLogger("callrouter.live")
@@ -54,8 +55,12 @@ class Hub:
 
 
 @routes.get("/api/v1/events")
-async def events(request: web.Request) -> web.WebSocketResponse:
-    staff_id = await require_staff(request, allow_query=True)
+@operation(auth="staff", tag="calls", query=Token, kind="websocket")
+async def events(request: web.Request, staff_id: int) -> web.WebSocketResponse:
+    """WebSocket: the staff member's live events
+
+    `call.ringing`, `call.offer_ended`, `call.answered`, `call.dialing`, `call.connected`,
+    `call.ended`, `case.updated` (API.md "Live events"); on connect, the current calls again."""
     hub = request.app[HUB]
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)

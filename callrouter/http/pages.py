@@ -11,14 +11,17 @@ from pathlib import Path
 
 from aiohttp import web
 
+from callrouter.http.operation import operation
+
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/")
-async def console(request: web.Request) -> web.FileResponse:
-    """The staff console (popup, profile, create/attach/link, call from a case)."""
+@operation(auth="none", tag="pages", kind="html")
+async def console_page(request: web.Request) -> web.FileResponse:
+    """The staff console (popup, profile, create/attach/link, call from a case)"""
     response = web.FileResponse(WEB_DIR / "console.html")
     # A new release must reach the agents' open consoles on their next load.
     response.headers["Cache-Control"] = "no-cache"
@@ -26,8 +29,9 @@ async def console(request: web.Request) -> web.FileResponse:
 
 
 @routes.get("/wallboard")
-async def wallboard(request: web.Request) -> web.FileResponse:
-    """The live wallboard (R31), for a wall screen; signs in with any token."""
+@operation(auth="none", tag="pages", kind="html")
+async def wallboard_page(request: web.Request) -> web.FileResponse:
+    """The live wallboard (R31), for a wall screen; signs in with any token"""
     response = web.FileResponse(WEB_DIR / "wallboard.html")
     response.headers["Cache-Control"] = "no-cache"
     return response

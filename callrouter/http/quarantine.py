@@ -4,13 +4,16 @@ habit 11; every open entry is also retried when the service starts)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from sqlalchemy import select
 
-from callrouter.http.auth import require_admin
-from callrouter.http.errors import json_response, not_found, paging, path_id
+from callrouter.http.errors import not_found, path_id
 from callrouter.http.keys import ACCOUNT, CLUSTER, DB
+from callrouter.http.operation import operation
 from callrouter.http.render import iso, page
+from callrouter.http.schemas import Page, QuarantineEntry, QuarantineQuery, Retried
 from callrouter.storage.directory import paged
 from callrouter.storage.models import Quarantine
 
@@ -18,16 +21,17 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/api/v1/quarantine")
-async def list_quarantine(request: web.Request) -> web.Response:
-    """Entries newest first; `?status=open` (default: every entry) or `retried`."""
-    await require_admin(request)
-    limit, offset = paging(request)
-    query = select(Quarantine).order_by(Quarantine.id.desc())
-    if "status" in request.query:
-        query = query.where(Quarantine.status == request.query["status"])
+@operation(auth="admin", tag="admin", query=QuarantineQuery, answer=Page[QuarantineEntry])
+async def list_quarantine(request: web.Request, query: QuarantineQuery) -> dict[str, Any]:
+    """Calls and bodies whose processing failed, newest first
+
+    `?status=open` or `retried`; every entry without it."""
+    select_ = select(Quarantine).order_by(Quarantine.id.desc())
+    if query.status is not None:
+        select_ = select_.where(Quarantine.status == query.status)
     tz = request.app[ACCOUNT].value.tz
     async with request.app[DB].sessions() as session:
-        rows, total = await paged(session, query, limit, offset)
+        rows, total = await paged(session, select_, query.limit, query.offset)
     items = [
         {
             "id": q.id,
@@ -42,14 +46,14 @@ async def list_quarantine(request: web.Request) -> web.Response:
         }
         for q in rows
     ]
-    return json_response(page(items, total))
+    return page(items, total)
 
 
 @routes.post("/api/v1/quarantine/{id}/retry")
-async def retry(request: web.Request) -> web.Response:
-    """Send an open entry through again; 404 when there is no open entry with this id."""
-    await require_admin(request)
+@operation(auth="admin", tag="admin", answer=Retried, status=202, errors=(404,))
+async def retry(request: web.Request) -> dict[str, int]:
+    """Send an open entry through again; 404 when there is no open entry with this id"""
     entry_id = path_id(request, "id")
     if await request.app[CLUSTER].retry(entry_id) == 0:
         raise not_found("quarantine_not_found", f"No open quarantine entry {entry_id}.")
-    return json_response({"retried": entry_id}, status=202)
+    return {"retried": entry_id}

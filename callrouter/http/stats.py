@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any
 
 from aiohttp import web
 
-from callrouter.http.auth import require_any
-from callrouter.http.errors import ApiError, json_response, not_found, unprocessable
+from callrouter.http.errors import ApiError, not_found, unprocessable
 from callrouter.http.keys import ACCOUNT, CLUSTER
+from callrouter.http.operation import operation
+from callrouter.http.schemas import REPORT_MODELS, Period
 from callrouter.stats.figures import REPORTS
 
 routes = web.RouteTableDef()
@@ -67,8 +69,17 @@ def period(query: Mapping[str, str], tz: tzinfo, now: datetime) -> tuple[datetim
 
 
 @routes.get("/api/v1/stats/{report}")
-async def report(request: web.Request) -> web.Response:
-    await require_any(request)
+@operation(
+    auth="any",
+    tag="statistics",
+    query=Period,
+    answer=REPORT_MODELS,
+    errors=(404, 422, 503),
+)
+async def report(request: web.Request) -> Any:
+    """One of the guide's six reports for the period [from, to) (R25–R30)
+
+    `report` is one of load, peak, channels, response, sla, team."""
     name = request.match_info["report"]
     if name not in REPORTS:
         raise not_found("unknown_report", f"No report {name!r}; reports: {', '.join(REPORTS)}.")
@@ -82,4 +93,4 @@ async def report(request: web.Request) -> web.Response:
             "This service runs without statistics (--no-stats).",
             headers={"Retry-After": "3600"},
         )
-    return json_response(answer)
+    return answer

@@ -1,63 +1,62 @@
 """User endpoints (API.md "Users"; staff or admin): create, read, change, search (R7).
 
-Content checks live in `storage.directory`, so the calls endpoints that create or link users
-apply exactly the same rules.
+Shapes are checked by `schemas.UserIn`; the rules that need the database (known custom field
+keys, numbers with digits) live in `storage.directory`, which every writer of users goes through.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from callrouter.http.auth import require_any
-from callrouter.http.errors import json_response, not_found, paging, path_id, read_json
+from callrouter.http.errors import not_found, path_id
 from callrouter.http.keys import DB, STORE
+from callrouter.http.operation import operation
 from callrouter.http.render import page
+from callrouter.http.schemas import Page, UserIn, UserOut, UserQuery
 from callrouter.storage import directory
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/api/v1/users")
-async def post_user(request: web.Request) -> web.Response:
-    """A new user from any of the user fields."""
-    await require_any(request)
-    body = await read_json(request)
-    answer = await request.app[STORE].run(directory.add_user, body)
-    return json_response(answer, status=201)
+@operation(auth="any", tag="users", body=UserIn, answer=UserOut, status=201, errors=(422,))
+async def post_user(request: web.Request, body: UserIn) -> Any:
+    """A new user from any of the user fields"""
+    return await request.app[STORE].run(directory.add_user, body.model_dump(exclude_unset=True))
 
 
 @routes.get("/api/v1/users/{id}")
-async def get_user(request: web.Request) -> web.Response:
-    """One user; 404 `user_not_found`."""
-    await require_any(request)
+@operation(auth="any", tag="users", answer=UserOut, errors=(404,))
+async def get_user(request: web.Request) -> dict[str, Any]:
+    """One user; 404 `user_not_found`"""
     user_id = path_id(request, "id")
     async with request.app[DB].sessions() as session:
         user = await directory.get_user(session, user_id)
         if user is None:
             raise not_found("user_not_found", f"No user {user_id}.")
-        answer = await directory.user_view(session, user)
-    return json_response(answer)
+        return await directory.user_view(session, user)
 
 
 @routes.patch("/api/v1/users/{id}")
-async def patch_user(request: web.Request) -> web.Response:
-    """Change any of the user fields (`phones` replaces the list; `custom_fields` merges, a
-    null value removing that field)."""
-    await require_any(request)
+@operation(auth="any", tag="users", body=UserIn, answer=UserOut, errors=(404, 422))
+async def patch_user(request: web.Request, body: UserIn) -> Any:
+    """Change any of the user fields
+
+    `phones` replaces the list; `custom_fields` merges, a null value removing that field."""
     user_id = path_id(request, "id")
-    body = await read_json(request)
-    answer = await request.app[STORE].run(directory.change_user, user_id, body)
-    return json_response(answer)
+    changes = body.model_dump(exclude_unset=True)
+    return await request.app[STORE].run(directory.change_user, user_id, changes)
 
 
 @routes.get("/api/v1/users")
-async def search_users(request: web.Request) -> web.Response:
-    """Users matching `q` (name, email, company, phone, note, custom field values), newest
-    first; every user without `q`."""
-    await require_any(request)
-    limit, offset = paging(request)
-    q = request.query.get("q", "")
+@operation(auth="any", tag="users", query=UserQuery, answer=Page[UserOut])
+async def search_users(request: web.Request, query: UserQuery) -> dict[str, Any]:
+    """Users matching `q` (name, email, company, phone, note, custom field values)
+
+    Newest first; every user without `q`."""
     async with request.app[DB].sessions() as session:
-        users, total = await directory.search_users(session, q, limit, offset)
+        users, total = await directory.search_users(session, query.q, query.limit, query.offset)
         phones = await directory.phones_of(session, [u.id for u in users])
-    return json_response(page([directory.user_json(u, phones[u.id]) for u in users], total))
+    return page([directory.user_json(u, phones[u.id]) for u in users], total)

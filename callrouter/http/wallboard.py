@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from callrouter.http.auth import require_any
-from callrouter.http.errors import json_response
 from callrouter.http.keys import CLUSTER, HUB, WALLBOARD_FEED
+from callrouter.http.operation import operation
+from callrouter.http.schemas import Token, Wallboard
 
 log = logging.getLogger("callrouter.wallboard")
 routes = web.RouteTableDef()
@@ -80,14 +80,18 @@ async def feed_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 @routes.get("/api/v1/wallboard")
-async def wallboard(request: web.Request) -> web.Response:
-    await require_any(request)
-    return json_response(await request.app[CLUSTER].wallboard())
+@operation(auth="any", tag="wallboard", answer=Wallboard)
+async def wallboard(request: web.Request) -> Any:
+    """The live wallboard snapshot (R31)"""
+    return await request.app[CLUSTER].wallboard()
 
 
 @routes.get("/api/v1/wallboard/events")
+@operation(auth="any", tag="wallboard", query=Token, answer=Wallboard, kind="websocket")
 async def wallboard_events(request: web.Request) -> web.WebSocketResponse:
-    await require_any(request, allow_query=True)
+    """WebSocket: `wallboard` messages carrying the snapshot, with a rising `seq`
+
+    A full snapshot on connect, then one per change."""
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
     feed = request.app[WALLBOARD_FEED]

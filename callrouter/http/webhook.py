@@ -12,6 +12,8 @@ from callrouter.domain.notifications import NotificationError
 from callrouter.domain.uis import BodyError, body_text, parse_body, parse_notification
 from callrouter.http.errors import ApiError, json_response, not_found
 from callrouter.http.keys import ACCOUNT, CLUSTER
+from callrouter.http.operation import operation
+from callrouter.http.schemas import Ok, UisNotification
 from callrouter.storage.inbox import Failure
 
 routes = web.RouteTableDef()
@@ -51,7 +53,20 @@ async def _reject(
 
 
 @routes.post("/webhooks/uis/{secret}")
+@operation(
+    auth="none",
+    tag="webhook",
+    body=UisNotification,
+    own_body=True,
+    answer=Ok,
+    errors=(400, 404, 413, 422, 503),
+)
 async def webhook(request: web.Request) -> web.Response:
+    """A UIS notification (R4, R32–R34)
+
+    200 once stored durably (a duplicate also gets 200 and changes nothing). 400 for a body
+    that is not JSON, 422 for JSON that is not a usable notification: both are kept for
+    inspection at `GET /api/v1/rejected`."""
     account = request.app[ACCOUNT].value
     integration = account.integration
     secret = request.match_info["secret"]

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callrouter.domain.phones import dial_digits
 from callrouter.storage import directory
 from callrouter.storage.directory import InvalidError, NotFoundError
 from callrouter.storage.models import Case, Dial, Operator
@@ -16,7 +17,9 @@ from callrouter.storage.models import Case, Dial, Operator
 async def start_dial(
     session: AsyncSession, case_id: int, staff_id: int, external_id: str, at: datetime
 ) -> tuple[str, int]:
-    """Record the dial; (the number to call, the staff member's UIS employee id)."""
+    """Record the dial; (the number to call as the profile has it, the staff member's UIS
+    employee id). 422 before anything is written when the user's first number has no digits
+    to dial (numbers stored before they were checked), so UIS is never asked to call it."""
     case = await session.get(Case, case_id)
     if case is None:
         raise NotFoundError("case_not_found", f"No case {case_id}.")
@@ -25,6 +28,12 @@ async def start_dial(
     )
     if not phones:
         raise InvalidError("no_phone", "The case's user has no phone number to call.")
+    if dial_digits(phones[0]) is None:
+        raise InvalidError(
+            "invalid_phone",
+            f"The user's phone number '{phones[0]}' has no digits to call. Correct it in the "
+            "user's profile, then try again.",
+        )
     employee_id = await session.scalar(
         select(Operator.employee_id).where(Operator.staff_id == staff_id).limit(1)
     )

@@ -300,10 +300,13 @@ async def create_staff(
     session: AsyncSession, full_name: str, email: str, *, now: datetime | None = None
 ) -> tuple[Staff, str]:
     """A staff member and their token; only the token's hash is stored, so this is the one
-    time the token can be seen (R34)."""
+    time the token can be seen (R34). The email is stored stripped; 409 `email_taken` when a
+    staff member already has it, compared without regard to case."""
+    email = email.strip()
     local, at, domain = email.partition("@")
     if not (local and at and domain):
         raise InvalidError("invalid_email", "Field 'email' must be an email address.")
+    await _check_email_free(session, email)
     token = secrets.token_urlsafe(32)
     staff = Staff(
         full_name=full_name, email=email, token_hash=hash_token(token), created_at=_now(now)
@@ -311,6 +314,28 @@ async def create_staff(
     session.add(staff)
     await session.flush()
     return staff, token
+
+
+async def _check_email_free(
+    session: AsyncSession, email: str, *, except_id: int | None = None
+) -> None:
+    """409 `email_taken` when another staff member has `email` (stripped, any case).
+
+    Checked here rather than by a unique index (docs/decisions.md): the writer runs one unit
+    of work at a time, so the check and the insert cannot interleave with another's.
+    """
+    await _fold_ready(session)
+    dialect = session.get_bind().dialect.name
+    stmt = select(Staff.email).where(
+        _fold(func.trim(Staff.email), dialect) == email.strip().lower()
+    )
+    if except_id is not None:
+        stmt = stmt.where(Staff.id != except_id)
+    taken = await session.scalar(stmt.limit(1))
+    if taken is not None:
+        raise ConflictError(
+            "email_taken", f"A staff member with the email '{taken}' already exists."
+        )
 
 
 async def get_staff(session: AsyncSession, staff_id: int) -> Staff | None:

@@ -100,6 +100,9 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {
             "echo": echo,
+            # A failed statement's error (logged, kept in the quarantine) must not carry its
+            # values: an API key, a password hash or a notification body may be among them.
+            "hide_parameters": True,
             "json_serializer": lambda value: orjson.dumps(value).decode(),
             "json_deserializer": orjson.loads,
         }
@@ -129,6 +132,7 @@ class Database:
                 self.url.replace("sqlite+aiosqlite", "sqlite+pysqlite", 1),
                 json_serializer=serializer,
                 json_deserializer=deserializer,
+                hide_parameters=True,
             )
             event.listen(self._sync, "connect", _sqlite_pragmas)
             event.listen(self._sync, "connect", _no_autocheckpoint)

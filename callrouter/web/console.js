@@ -1307,6 +1307,15 @@
     }, 6000);
   }
 
+  // A 502 is a refusal only when UIS answered one: with these codes UIS was not reached or its
+  // answer was lost or unreadable, and the message says whether the call may still start.
+  const NO_ANSWER_FROM_UIS = new Set(['uis_unreachable', 'uis_timeout', 'uis_bad_response']);
+
+  function dialErrorTitle(error) {
+    if (error.status !== 502) return 'The call was not started.';
+    return NO_ANSWER_FROM_UIS.has(error.code) ? 'No usable answer from UIS.' : 'UIS refused the call.';
+  }
+
   function renderDial() {
     const v = S.view;
     if (!v || v.name !== 'case') return;
@@ -1350,7 +1359,7 @@
     if (d.phase === 'error') {
       parts.push(h('div', {class: 'alert alert-error', id: 'dial-error', 'data-testid': 'dial-error', role: 'alert',
         dataset: {code: d.error.code}},
-      h('strong', null, d.error.status === 502 ? 'UIS refused the call.' : 'The call was not started.'), ' ',
+      h('strong', null, dialErrorTitle(d.error)), ' ',
       h('span', {'data-testid': 'dial-error-message'}, d.error.message),
       h('span', {class: 'code'}, ` (${d.error.code})`)));
     }

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from callrouter.http.keys import DB
+from callrouter.http.keys import DB, PUBLIC_URL
 from callrouter.storage.models import Rejected, Staff
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
@@ -150,7 +150,10 @@ async def test_integration_put_get_and_stable_secret(
     resp = await client.put("/api/v1/integrations/uis", json=body, headers=ADMIN)
     assert resp.status == 200
     first = await resp.json()
-    assert set(first) == {"webhook_path", "virtual_phone_number", "call_api_url"}
+    assert set(first) == {"webhook_path", "webhook_url", "virtual_phone_number", "call_api_url"}
+    # The admin pastes a full address into UIS: absolute, from the request's own host.
+    host = f"http://{client.server.host}:{client.server.port}"
+    assert first["webhook_url"] == host + first["webhook_path"]
     assert first["call_api_url"] == "https://callapi.uiscom.ru/v4.0"
     assert first["virtual_phone_number"] == "74951234567"
     match = re.fullmatch(r"/webhooks/uis/([A-Za-z0-9_-]+)", first["webhook_path"])
@@ -165,6 +168,14 @@ async def test_integration_put_get_and_stable_secret(
     assert got == second
     assert "new-key" not in str(got)  # the API key is write-only
     assert control.changes == 2
+
+
+async def test_webhook_url_uses_the_configured_public_url(client: Any) -> None:
+    """Behind a proxy the request's host is not what UIS reaches: `--public-url` wins."""
+    client.server.app[PUBLIC_URL] = "https://desk.example.com/"
+    body = {"api_key": "k", "virtual_phone_number": "74951234567"}
+    got = await (await client.put("/api/v1/integrations/uis", json=body, headers=ADMIN)).json()
+    assert got["webhook_url"] == "https://desk.example.com" + got["webhook_path"]
 
 
 @pytest.mark.parametrize(
@@ -280,6 +291,26 @@ async def _database_bytes(client: Any) -> bytes:
 )
 async def test_staff_validation(client: Any, expect_error: Any, body: Any, code: str) -> None:
     await expect_error(await client.post("/api/v1/staff", json=body, headers=ADMIN), 422, code)
+
+
+async def test_duplicate_staff_email_is_409(
+    any_client: Any, control: Any, expect_error: Any
+) -> None:
+    """R2: a second staff member with the same email (any case, any blanks) is refused."""
+    body = {"full_name": "Anna", "email": "Anna@Example.test"}
+    resp = await any_client.post("/api/v1/staff", json=body, headers=ADMIN)
+    assert resp.status == 201, await resp.text()
+    anna = await resp.json()
+
+    again = {"full_name": "Anna K.", "email": " anna@example.TEST "}
+    resp = await any_client.post("/api/v1/staff", json=again, headers=ADMIN)
+
+    error = await expect_error(resp, 409, "email_taken")
+    assert "Anna@Example.test" in error["message"]
+    resp = await any_client.get("/api/v1/staff", headers=ADMIN)
+    listed = await resp.json()
+    assert (listed["total"], [s["id"] for s in listed["items"]]) == (1, [anna["id"]])
+    assert control.changes == 1  # the refused one tells nobody
 
 
 @pytest.mark.parametrize("query", ["limit=x", "limit=-1", "offset=1.5", "limit=100000"])

@@ -84,6 +84,29 @@ async def test_employee_phone_is_sent_as_employee_phone_number(
     assert fake.requests[0]["params"]["employee"] == {"id": 25, "phone_number": "79261112233"}
 
 
+@pytest.mark.parametrize("typed", ["+7 916 123-45-67", "8 (916) 123-45-67", "79161234567"])
+async def test_contact_is_sent_as_the_digits_uis_expects(
+    fake: FakeUis, session: aiohttp.ClientSession, typed: str
+) -> None:
+    """R18, UIS.md: `contact` is digits only, however the number was typed in the profile."""
+    await start_call(make_client(session, fake.url), contact=typed)
+
+    assert fake.requests[0]["params"]["contact"] == "79161234567"
+    assert [params["contact"] for _, params in fake.calls] == ["79161234567"]
+
+
+async def test_contact_without_digits_is_refused_before_asking_uis(
+    fake: FakeUis, session: aiohttp.ClientSession
+) -> None:
+    """R18: a number UIS could not dial is our error to explain, not a request to UIS."""
+    with pytest.raises(CallApiError) as caught:
+        await start_call(make_client(session, fake.url), contact="доб. —")
+
+    assert (caught.value.code, caught.value.retryable) == ("invalid_contact", False)
+    assert "phone number" in caught.value.message
+    assert fake.requests == []
+
+
 @pytest.mark.parametrize(
     ("mnemonic", "rpc_code", "retryable", "hint"),
     [
@@ -280,3 +303,38 @@ async def test_fake_knows_only_the_configured_employees_and_numbers(
     assert unknown_employee.value.code == "employee_not_found"
     assert unknown_number.value.code == "virtual_phone_number_not_found"
     assert fake.calls == [(session_id, fake.requests[-1]["params"])]
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v4.0"  # the socket is closed: nothing listens there
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "outcome"),
+    [
+        ("closed_port", "uis_unreachable", "the call was not started"),
+        ("garbled", "uis_bad_response", "the call may still start"),
+        ("slow", "uis_timeout", "the call may still start"),
+    ],
+)
+async def test_transport_failures_say_what_happened_not_that_uis_refused(
+    fake: FakeUis, session: aiohttp.ClientSession, failure: str, code: str, outcome: str
+) -> None:
+    """R18: UIS never said no here; staff learn whether the call started and what to do."""
+    url = _closed_port_url() if failure == "closed_port" else fake.url
+    if failure == "garbled":
+        fake.garble_next()
+    if failure == "slow":
+        fake.delay_next(5.0)
+
+    with pytest.raises(CallApiError) as caught:
+        await start_call(make_client(session, url, timeout=0.2, retries=0))
+
+    message = caught.value.message.lower()
+    assert caught.value.code == code
+    assert "refuse" not in message and "reject" not in message
+    assert outcome in message
+    assert "try again" in message or "before trying again" in message

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callrouter.domain.phones import normalize_phone
+from callrouter.domain.phones import dial_digits, normalize_phone
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,26 @@ def test_normalize_phone_gives_ascii_digits_and_is_idempotent(raw: str) -> None:
     normal = normalize_phone(raw)
     assert normal is None or (normal.isascii() and normal.isdigit())
     assert normalize_phone(normal) == normal
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+7 916 123-45-67", "79161234567"),  # as typed in a profile
+        ("8 (916) 123-45-67", "79161234567"),
+        ("9161234567", "79161234567"),
+        ("79161234567", "79161234567"),  # what UIS.md's `contact` looks like
+        ("74955140578...2345", "74955140578"),
+        ("+380 44 123 45 67", "380441234567"),
+    ],
+)
+def test_dial_digits_are_what_the_call_api_takes_as_contact(raw: str, expected: str) -> None:
+    """R18, UIS.md `start.employee_call`: `contact` is digits only, in the form UIS sends
+    numbers in, so a call back to a user is matched like their calls in (R5)."""
+    assert dial_digits(raw) == expected
+    assert dial_digits(raw) == normalize_phone(raw)
+
+
+@pytest.mark.parametrize("raw", ["", "  ", "anonymous", "+", "...2345", "доб. —"])
+def test_dial_digits_of_a_number_without_digits_is_none(raw: str) -> None:
+    assert dial_digits(raw) is None

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -461,10 +462,18 @@ def test_body_is_parsed_whatever_the_bytes_around_it() -> None:
     assert parse_body(b"\xef\xbb\xbf" + body + b"\r\n") == parse_body(body)
 
 
-@pytest.mark.parametrize("raw", [b"", b"  ", b"[1, 2]", b'"text"', b"null", b"\xff\xfe", b"{"])
-def test_body_that_is_not_a_json_object(raw: bytes) -> None:
+@pytest.mark.parametrize("raw", [b"", b"  ", b"\xff\xfe", b"{", b"[1,"])
+def test_body_that_is_not_json(raw: bytes) -> None:
     with pytest.raises(BodyError):
         parse_body(raw)
+
+
+@pytest.mark.parametrize("raw", [b"[1, 2]", b'"text"', b"null", b"5"])
+def test_json_that_is_not_an_object_is_unusable_not_malformed(raw: bytes) -> None:
+    """API.md: 400 only for a body that is not JSON; JSON that is not a notification is 422."""
+    with pytest.raises(NotificationError) as caught:
+        parse_notification(parse_body(raw), MOSCOW, RECEIVED)
+    assert caught.value.code == "not_an_object"
 
 
 def test_body_error_is_a_value_error() -> None:
@@ -531,13 +540,13 @@ def test_r33_any_value_in_any_field_is_a_notification_or_an_error(
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=64) | json_values.map(lambda value: json.dumps(value).encode()))
-def test_r33_any_body_is_an_object_or_a_body_error(raw: bytes) -> None:
+def test_r33_any_body_is_json_or_a_body_error(raw: bytes) -> None:
     try:
         doc = parse_body(raw)
     except BodyError as error:
         assert str(error)
     else:
-        assert isinstance(doc, dict)
+        assert orjson.dumps(doc)  # decoded JSON, whatever its type
 
 
 @pytest.mark.parametrize(

@@ -658,3 +658,13 @@ def _call_from_a_case(
     ui(error).to_contain_text("UIS does not know the employee")
     ui(page.get_by_test_id("dial-notice")).to_have_count(0)
     shot(page, "18-uis-refused")
+
+    # UIS's answer cannot be read: a 502 as well, but UIS refused nothing (issue 10).
+    ui(page.locator("#case-call")).to_be_enabled()
+    fake.garble_next()
+    page.click("#case-call")
+    ui(error).to_have_attribute("data-code", "uis_bad_response")
+    ui(error).to_contain_text("No usable answer from UIS.")
+    ui(error).not_to_contain_text("refused")
+    ui(error).to_contain_text("The call may still start")
+    shot(page, "19-uis-no-usable-answer")

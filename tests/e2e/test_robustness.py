@@ -201,7 +201,7 @@ def _bad_bodies(desk: Desk, marker: str) -> list[tuple[str, bytes, int, str]]:
     return [
         ("truncated JSON", raw[: len(raw) // 2].encode(), 400, "invalid_json"),
         ("unquoted placeholder", placeholder.encode(), 400, "invalid_json"),
-        ("not an object", f'["{marker}"]'.encode(), 400, "invalid_json"),
+        ("not an object", f'["{marker}"]'.encode(), 422, "not_an_object"),
         ("unknown name", uis.encode(unknown), 422, "unknown_notification"),
         ("no call_session_id", uis.encode(missing_id), 422, "missing_call_session_id"),
         ("call_session_id a word", uis.encode(wrong_type), 422, "invalid_field"),

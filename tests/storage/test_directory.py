@@ -151,6 +151,32 @@ async def test_staff_token_is_stored_hashed(database: Database) -> None:
         await _in_tx(database, d.create_staff, "Bob", "not-an-email")
 
 
+@pytest.mark.parametrize(
+    ("first", "again"),
+    [
+        ("anna@example.test", "anna@example.test"),
+        ("Anna@Example.test", "  anna@EXAMPLE.TEST\t"),
+        ("Ёлка@Пример.рф", "ёлка@пример.РФ"),  # Unicode case, which SQLite's lower() misses
+    ],
+)
+async def test_staff_email_is_taken_case_insensitively_after_stripping(
+    database: Database, first: str, again: str
+) -> None:
+    """R2: one staff member per email; the second is a 409 and nothing is written."""
+    anna, _ = await _in_tx(database, d.create_staff, "Anna", f" {first} ")
+    assert anna.email == first  # kept as typed, without the surrounding blanks
+
+    with pytest.raises(d.ConflictError) as caught:
+        await _in_tx(database, d.add_staff, "Anna Again", again)
+
+    assert caught.value.code == "email_taken"
+    assert first in caught.value.message
+    staff, total = await _in_tx(database, d.list_staff)
+    assert (total, [s.id for s in staff]) == (1, [anna.id])
+    other, _ = await _in_tx(database, d.create_staff, "Bob", "bob." + first)
+    assert other.id != anna.id
+
+
 async def test_staff_list_newest_first(database: Database) -> None:
     for i in range(3):
         await _in_tx(database, d.create_staff, f"S{i}", f"s{i}@example.test")

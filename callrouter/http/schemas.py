@@ -1,0 +1,525 @@
+"""The HTTP contract as pydantic models (API.md): every request body, query and response.
+
+One table for the whole API: handlers validate through these (`http.operation`), and the
+OpenAPI document (`http.openapi`) is generated from them, so the document cannot drift from
+what the code accepts. Bodies are strict (JSON `true` is not a number, `"5"` is not an id) and
+refuse unknown keys (typos); queries are lax, because a query string has only strings.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from callrouter.domain.account import DEFAULT_CALL_API_URL
+
+# 2**63 - 1: ids are BIGINT; a larger number cannot name anything.
+MAX_ID = (1 << 63) - 1
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Required = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Summary = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
+Seconds = Annotated[int, Field(ge=0)]
+Moment = Annotated[str, Field(description="ISO 8601 with the account's offset")]
+Status = Literal["open", "waiting", "closed"]
+DIGIT = r"\d"  # a phone number is anything with digits in it (domain.phones keeps the digits)
+EMAIL = r"^[^@]+@.+$"
+
+T = TypeVar("T")
+
+
+def _absent_is_not_null(schema: dict[str, Any]) -> None:
+    """A field that may be left out but not sent as null has the Python default None, which
+    is not a value of its type: the document must not show it as the default."""
+    for prop in schema.get("properties", {}).values():
+        nullable = prop.get("type") == "null" or any(
+            alt.get("type") == "null" for alt in prop.get("anyOf", ())
+        )
+        if "default" in prop and prop["default"] is None and not nullable:
+            del prop["default"]
+
+
+class Body(BaseModel):
+    """A JSON request body: strict types, unknown keys refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra=_absent_is_not_null)
+
+
+class Query(BaseModel):
+    """A query string: strings converted, unknown parameters ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Out(BaseModel):
+    """A response shape (documentation and contract tests; handlers answer plain JSON)."""
+
+
+# --- common ---------------------------------------------------------------------------------
+
+
+class ErrorDetail(Out):
+    code: str = Field(examples=["missing_field"], description="snake_case, stable")
+    message: str = Field(examples=["Field 'api_key' is required."])
+
+
+class Error(Out):
+    """Every error answer (API.md "Conventions")."""
+
+    error: ErrorDetail
+
+
+class Page(Out, Generic[T]):
+    """A list: newest first, `limit` and `offset` in the query."""
+
+    items: list[T]
+    total: int = Field(ge=0)
+
+
+class Paging(Query):
+    limit: int = Field(50, ge=0, le=500)
+    offset: int = Field(0, ge=0, le=MAX_ID)
+
+
+class Ok(Out):
+    ok: Literal[True]
+
+
+class Health(Out):
+    ok: Literal[True]
+    queued: int = Field(ge=0, description="notifications accepted, not yet handed to the writer")
+
+
+class System(Out):
+    model_config = ConfigDict(extra="allow")
+    inbox_pending: int
+    ingest_queue: int
+
+
+class UisNotification(BaseModel):
+    """A UIS notification as the guide's templates send it (nested sections or flat); read by
+    `domain.uis`, which takes what it knows and ignores the rest."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "notification_name": "Поднятие трубки",
+                    "notification_time": "2026-11-02 10:15:03",
+                    "call_session_id": 3385712345,
+                    "leg_id": 7123456,
+                    "call_info": {"direction": "in", "is_operator": True},
+                    "contact_info": {"contact_phone_number": "79161234567"},
+                    "employee_info": {"employee_id": 4321},
+                }
+            ]
+        },
+    )
+    notification_name: str = Field(
+        description="one of the guide's six names, e.g. «Исходящее плечо», «Завершение звонка»"
+    )
+    call_session_id: int
+
+
+# --- admin ----------------------------------------------------------------------------------
+
+
+class IntegrationIn(Body):
+    error_codes: ClassVar[dict[str, str]] = {"virtual_phone_number": "invalid_phone"}
+    api_key: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    virtual_phone_number: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=DIGIT)
+    ] = Field(examples=["74951234567"])
+    call_api_url: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
+    ] = DEFAULT_CALL_API_URL
+
+
+class IntegrationOut(Out):
+    webhook_path: str = Field(examples=["/webhooks/uis/3kq…"])
+    webhook_url: str = Field(
+        description="the absolute URL to paste into UIS (from --public-url or the request's host)"
+    )
+    virtual_phone_number: str
+    call_api_url: str
+
+
+class SettingsIn(Body):
+    """Any of the settings; absent ones stay as they are. Ranges (checked with the cross-field
+    rule in `storage.directory`): close SLA 1 s–10 years, service level 1–3600 s, silent-call
+    timeout 60 s–7 days and longer than the lateness bound, lateness 1–3600 s."""
+
+    # The settings' own error codes, which clients of the settings form already know.
+    error_codes: ClassVar[dict[str, str]] = {
+        "extra_forbidden": "unknown_setting",
+        "timezone": "invalid_timezone",
+        "": "invalid_setting",
+    }
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(  # type: ignore[assignment]
+        None, examples=["Europe/Moscow"], description="an IANA time zone"
+    )
+    close_sla_seconds: int = None  # type: ignore[assignment]
+    service_level_seconds: int = None  # type: ignore[assignment]
+    silent_call_timeout_seconds: int = None  # type: ignore[assignment]
+    lateness_seconds: int = None  # type: ignore[assignment]
+
+
+class SettingsOut(Out):
+    timezone: str
+    close_sla_seconds: int
+    service_level_seconds: int
+    silent_call_timeout_seconds: int
+    lateness_seconds: int
+
+
+class StaffIn(Body):
+    error_codes: ClassVar[dict[str, str]] = {"email": "invalid_email"}
+    full_name: Required
+    email: Annotated[Required, StringConstraints(pattern=EMAIL)] = Field(
+        examples=["anna@example.com"]
+    )
+
+
+class StaffOut(Out):
+    id: int
+    full_name: str
+    email: str
+
+
+class NewStaff(StaffOut):
+    token: str = Field(description="the staff member's API token, shown this once")
+
+
+class OperatorIn(Body):
+    staff_id: Id | None = Field(description="the staff member, or null to unmap")
+
+
+class OperatorOut(Out):
+    employee_id: int
+    staff_id: int | None
+
+
+class FieldIn(Body):
+    error_codes: ClassVar[dict[str, str]] = {"key": "invalid_field_key"}
+    key: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = Field(
+        examples=["contract"], description="a-z, 0-9 and _, starting with a letter"
+    )
+    title: Required
+    incoming_call: bool = False
+
+
+class FieldChange(Body):
+    incoming_call: bool | None = None
+    title: Required | None = None
+
+
+class FieldOut(Out):
+    key: str
+    title: str
+    incoming_call: bool
+
+
+class Rejected(Out):
+    id: int
+    received_at: Moment
+    status: int
+    code: str
+    message: str
+    body: str
+    size: int
+
+
+class QuarantineQuery(Paging):
+    status: Literal["open", "retried"] | None = None
+
+
+class QuarantineEntry(Out):
+    id: int
+    call_session_id: int | None
+    stage: str
+    error: str
+    inbox_ids: list[int] | None
+    body: str | None
+    status: str
+    created_at: Moment
+    updated_at: Moment
+
+
+class Retried(Out):
+    retried: int
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+class UserIn(Body):
+    """Every field optional; on PATCH `phones` replaces the list and `custom_fields` merges
+    (a null value removes that field)."""
+
+    full_name: Text | None = None
+    email: Text | None = None
+    company: Text | None = None
+    error_codes: ClassVar[dict[str, str]] = {"phones.*": "invalid_phone"}
+    phones: list[Annotated[str, StringConstraints(max_length=64, pattern=DIGIT)]] | None = Field(
+        None, max_length=50, examples=[["+7 916 123-45-67"]]
+    )
+    note: Annotated[str, StringConstraints(max_length=20_000)] | None = None
+    custom_fields: dict[str, str | int | float | bool | None] | None = None
+
+
+class UserOut(Out):
+    id: int
+    full_name: str | None
+    email: str | None
+    company: str | None
+    phones: list[str]
+    note: str | None
+    custom_fields: dict[str, Any]
+
+
+class UserQuery(Paging):
+    q: str = Field("", max_length=200)
+
+
+# --- calls ----------------------------------------------------------------------------------
+
+
+class CallsQuery(Paging):
+    active: bool = False
+
+
+class CallOut(Out):
+    call_session_id: int
+    direction: Literal["in", "out"]
+    state: Literal["ringing", "talking", "ended"]
+    phone: str | None
+    user_id: int | None
+    staff_ids: list[int]
+    case_ids: list[int]
+    started_at: Moment | None
+    answered_at: Moment | None
+    ended_at: Moment | None
+    outcome: str | None = Field(None, description="ended calls only")
+    talk_seconds: int | None = Field(None, description="ended calls only")
+
+
+class LinkUser(Body):
+    user_id: Id
+
+
+class CaseFromCall(Body):
+    subject: Subject
+    summary: Summary = ""
+
+
+class Attach(Body):
+    case_id: Id
+    summary: Summary = ""
+
+
+class Draft(Body):
+    subject: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    summary: Summary | None = None
+
+
+# --- cases ----------------------------------------------------------------------------------
+
+
+class CasesQuery(Paging):
+    user_id: Id | None = None
+    status: Status | None = None
+    channel: Annotated[str, StringConstraints(max_length=32)] | None = None
+
+
+class CaseChange(Body):
+    # Absent means unchanged; only the assignee may be set to null (unassigned).
+    status: Status = None  # type: ignore[assignment]
+    assignee_id: Id | None = None
+    subject: Subject = None  # type: ignore[assignment]
+
+
+class MessageIn(Body):
+    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000)]
+    kind: Literal["reply", "note"] = "reply"
+
+
+class CallRecord(Out):
+    call_session_id: int
+    direction: Literal["in", "out"] | None
+    outcome: Literal["in_progress", "answered", "missed", "attempt"] | None
+    talk_seconds: int | None
+    recording_urls: list[str]
+
+
+class MessageOut(Out):
+    id: int
+    kind: Literal["reply", "note", "call"]
+    author_staff_id: int | None
+    body: str
+    created_at: Moment
+    call: CallRecord | None
+
+
+class CaseOut(Out):
+    id: int
+    subject: str
+    status: Status
+    channel: str
+    user_id: int | None
+    assignee_id: int | None
+    call_icon: Literal["missed", "normal"] | None
+    created_at: Moment
+    updated_at: Moment
+    closed_at: Moment | None
+
+
+class CaseWithMessages(CaseOut):
+    messages: list[MessageOut] = Field(description="oldest first")
+
+
+class Dialed(Out):
+    call_session_id: int
+    external_id: str
+
+
+# --- statistics and wallboard ---------------------------------------------------------------
+
+
+class Period(Query):
+    from_: str | None = Field(
+        None,
+        alias="from",
+        examples=["2026-11-01"],
+        description="a date or a datetime in the account's time zone; default today",
+    )
+    to: str | None = Field(None, description="exclusive; default one day after `from`")
+
+
+class Load(Out):
+    new_total: int
+    new_from_users: int
+    reopened: int
+    in_work: int
+    answered: int
+    closed: int
+
+
+class HourLoad(Out):
+    hour: int = Field(ge=0, le=23)
+    new_and_reopened: int
+    in_work: int
+
+
+class WeekdayLoad(Out):
+    weekday: int = Field(ge=1, le=7, description="1 is Monday")
+    new_and_reopened: int
+    in_work: int
+
+
+class Peak(Out):
+    by_hour: list[HourLoad]
+    by_weekday: list[WeekdayLoad]
+
+
+class ChannelLoad(Out):
+    new_and_reopened: int
+    in_work: int
+    closed: int
+
+
+class Channels(Out):
+    calls: ChannelLoad
+
+
+class CloseTime(Out):
+    mean_seconds: float
+    median_seconds: float
+
+
+class Response(Out):
+    first_response: None = Field(description="not applicable to calls (R28)")
+    any_response: None
+    reply_writing: None
+    replies_to_close: float | None
+    close_time: CloseTime | None
+
+
+class Sla(Out):
+    first_response_breached: None = Field(description="not applicable to calls (R29)")
+    any_response_breached: None
+    close_sla_breached: int
+
+
+class TeamRow(Out):
+    staff_id: int
+    new_total: int
+    new_from_users: int
+    reopened: int
+    in_work: int
+    answered: int
+    replies: int
+    replies_to_close: float | None
+    closed: int
+    close_time: CloseTime | None
+    close_sla_breached: int
+
+
+class Team(Out):
+    items: list[TeamRow]
+
+
+REPORT_MODELS: dict[str, type[Out]] = {
+    "load": Load,
+    "peak": Peak,
+    "channels": Channels,
+    "response": Response,
+    "sla": Sla,
+    "team": Team,
+}
+
+
+class StaffCounts(Out):
+    free: int
+    ringing: int
+    talking: int
+    offline: int
+
+
+class Today(Out):
+    answered: int
+    missed: int
+    service_level: float | None
+    avg_answer_seconds: float | None
+    avg_talk_seconds: float | None
+
+
+class StaffBoard(Out):
+    model_config = ConfigDict(extra="allow")
+    staff_id: int
+    state: Literal["free", "ringing", "talking", "offline"]
+    answered: int
+    missed: int
+    talk_seconds: float
+
+
+class Wallboard(Out):
+    """The R31 snapshot; the WebSocket sends it with `"type": "wallboard"`."""
+
+    model_config = ConfigDict(extra="allow")
+    ringing: int
+    longest_wait_seconds: float
+    talking: int
+    staff: StaffCounts
+    today: Today
+    per_staff: list[StaffBoard]
+    seq: int
+
+
+class Token(Query):
+    token: str | None = Field(
+        None, description="browsers cannot set headers on a WebSocket handshake"
+    )
