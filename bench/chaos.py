@@ -1803,8 +1803,9 @@ class HostileBodies:
             ("bare variable name", _sub('"external_id":null', '"external_id":external_id'), 400),
             ("NaN", _sub('"talk_time_duration":0', '"talk_time_duration":NaN'), 400),
             ("truncated JSON", lambda text: text[:-40].encode(), 400),
-            ("JSON array, not an object", lambda text: f"[{text}]".encode(), 400),
-            ("JSON null", lambda text: b"null", 400),
+            # JSON, but not a notification: 422 (API.md), not 400.
+            ("JSON array, not an object", lambda text: f"[{text}]".encode(), 422),
+            ("JSON null", lambda text: b"null", 422),
             ("plain text", lambda text: "Завершение звонка 79260000000".encode(), 400),
             ("empty body", lambda text: b"", 400),
             ("XML", lambda text: b"<call><call_session_id>1</call_session_id></call>", 400),

@@ -1,4 +1,5 @@
-"""UIS Call API client: `start.employee_call` over JSON-RPC 2.0 (R18, UIS.md "Call API").
+"""UIS Call API client: `start.employee_call` over JSON-RPC 2.0 (R18, UIS.md "Call API"), and
+`list.calls` for the admin's check of the API key (`check_access`, which starts no call).
 
 The click-to-call of a case (R18) asks UIS to ring the staff member's phone first and then the
 case's user. `CallApiClient` is the real implementation over an injected `aiohttp.ClientSession`;
@@ -19,6 +20,7 @@ import itertools
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import aiohttp
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL: Final = "https://callapi.uiscom.ru/v4.0"
 METHOD: Final = "start.employee_call"
+CHECK_METHOD: Final = "list.calls"  # starts nothing: the admin's key check (decisions.md)
 
 # UIS checks the exact header (UIS.md); aiohttp's `json=` would omit the charset.
 _HEADERS: Final = {"Content-Type": "application/json; charset=UTF-8"}
@@ -104,6 +107,50 @@ _MESSAGES: Final[Mapping[str, str]] = {
     "user's profile, then try again.",
 }
 
+# What the admin reads when the key check (`check_access`) fails: the admin is the one who can
+# fix it, so each says where. The guide's words for UIS's menus, in English.
+_URL_HINT = "The usual Call API URL is https://callapi.uiscom.ru/v4.0."
+_ADMIN_MESSAGES: Final[Mapping[str, str]] = {
+    "access_token_invalid": "UIS does not know this API key. Copy the key again from UIS "
+    "(Administrator → User management → the user → Use API key), the whole key without spaces, "
+    "and save it.",
+    "access_token_expired": "This API key has expired in UIS. Create a new key in UIS (or extend "
+    "this one) and save it here.",
+    "access_token_blocked": "This API key is blocked in UIS. Unblock it or create a new key in "
+    "UIS, then save it here.",
+    "auth_error": "UIS refused to authenticate with this API key. Check the key in UIS and save "
+    "it again.",
+    "ip_not_whitelisted": "UIS refuses requests from this server's IP address.{seen} In UIS, add "
+    "it under Administrator → Account → Security rules and settings → API (the guide adds "
+    "0.0.0.0/0), then check again.",
+    "forbidden": "UIS took the key, but its user may not use the Call API. In UIS, give the key's "
+    "user access to the Call API (User management), then check again.",
+    "component_disabled": "The key works, but the Call API is not enabled on the UIS account. "
+    "Turn on «Call API Базовый набор» and «Call API Управление вызовами» (Administrator → "
+    "Account → Tariff and options).",
+    "account_inactive": "The UIS account is disabled. Contact UIS support.",
+    "virtual_phone_number_not_found": "The key works, but this virtual phone number is not one "
+    "of the UIS account's. Enter one of the account's virtual numbers, digits only "
+    "(e.g. 74951234567).",
+    "invalid_parameter_value": "The key works, but UIS refused the virtual phone number. Enter "
+    "it as digits starting with 7 (e.g. 74951234567).",
+    "data_type_error": "The key works, but UIS refused the virtual phone number. Enter it as "
+    "digits starting with 7 (e.g. 74951234567).",
+    "limit_exceeded": "The key works, but the UIS Call API limit is used up for now, so calls "
+    "from cases would fail. Wait a minute and check again; if it persists, the daily limit is "
+    "reached (Tariff and options in UIS).",
+    "method_not_found": f"The address answered, but not as the UIS Call API. Check the Call API "
+    f"URL. {_URL_HINT}",
+    "internal_error": "UIS had an internal error during the check. Try again in a minute; if it "
+    "keeps happening, contact UIS support.",
+    "uis_timeout": f"UIS did not answer in time. Check the Call API URL and this server's network "
+    f"connection, then try again. {_URL_HINT}",
+    "uis_unreachable": f"This server could not connect to the Call API URL. Check the URL and "
+    f"that this server can reach the internet. {_URL_HINT}",
+    "uis_bad_response": f"The address answered with something that is not the UIS Call API. "
+    f"Check the Call API URL. {_URL_HINT}",
+}
+
 _MNEMONIC = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
@@ -160,6 +207,14 @@ def _rpc_error(error: Mapping[str, Any]) -> CallApiError:
     return CallApiError(
         code, message, rpc_code=rpc_code, retryable=rpc_code == -32603, detail=detail
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessCheck:
+    """UIS took the key (`check_access`): the account's calls in progress, its limits if sent."""
+
+    active_calls: int
+    limits: dict[str, Any] | None
 
 
 class CallStarter(Protocol):
@@ -255,8 +310,13 @@ class CallApiClient:
                 attempt += 1
 
     async def _call_once(self, params: Mapping[str, Any]) -> int:
+        return _call_session_id(*await self._exchange(METHOD, params))
+
+    async def _exchange(self, method: str, params: Mapping[str, Any]) -> tuple[int, bytes, Any]:
+        """One JSON-RPC request: (HTTP status, raw answer, its `result`); UIS errors and
+        transport problems raise CallApiError."""
         body = orjson.dumps(
-            {"jsonrpc": "2.0", "id": next(self._ids), "method": METHOD, "params": params}
+            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
         )
         try:
             async with self._session.post(
@@ -275,11 +335,36 @@ class CallApiClient:
         except aiohttp.ClientError as exc:
             # The connection broke after the request went out: outcome unknown, don't resend.
             raise _transport_error("uis_bad_response", repr(exc), retryable=False) from exc
-        return _parse_answer(status, raw)
+        return status, raw, _result(status, raw)
+
+    async def check_access(self, virtual_phone_number: str | None = None) -> AccessCheck:
+        """Whether UIS takes this key from this server, without placing a call (the admin's
+        check, decisions.md): `list.calls` (the account's calls in progress) needs the same key,
+        IP allow list and URL as `start.employee_call`, and the guide's «Call API Управление
+        вызовами» component; given `virtual_phone_number`, UIS also checks the number is the
+        account's. Sent once, never retried; CallApiError says what is wrong (`admin_message`
+        words it for the admin)."""
+        params: dict[str, Any] = {"access_token": self._access_token}
+        if virtual_phone_number is not None:
+            params["virtual_phone_number"] = virtual_phone_number
+        try:
+            status, raw, result = await self._exchange(CHECK_METHOD, params)
+        except CallApiError as exc:
+            log.warning("UIS %s failed: %s %s", CHECK_METHOD, exc.code, exc.detail)
+            raise
+        data = result.get("data") if isinstance(result, dict) else None
+        if not isinstance(data, list):
+            detail = f"HTTP {status}: no list of calls in {raw[:200]!r}"
+            raise _transport_error("uis_bad_response", detail, retryable=False)
+        metadata = result.get("metadata")
+        limits = metadata.get("limits") if isinstance(metadata, dict) else None
+        return AccessCheck(
+            active_calls=len(data), limits=limits if isinstance(limits, dict) else None
+        )
 
 
-def _parse_answer(status: int, raw: bytes) -> int:
-    """call_session_id from a UIS answer, or the CallApiError it stands for."""
+def _result(status: int, raw: bytes) -> Any:
+    """The `result` of a UIS answer, or the CallApiError the answer stands for."""
     try:
         answer = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -293,10 +378,38 @@ def _parse_answer(status: int, raw: bytes) -> int:
         raise _rpc_error(error)
     # The answer's `id` is not checked: one HTTP exchange carries one request (no batches),
     # and refusing a well-formed result would hide a call that really started.
-    result = answer.get("result")
+    return answer.get("result")
+
+
+def _call_session_id(status: int, raw: bytes, result: Any) -> int:
+    """call_session_id from a `start.employee_call` result."""
     data = result.get("data") if isinstance(result, dict) else None
     session_id = data.get("call_session_id") if isinstance(data, dict) else None
     if isinstance(session_id, int) and not isinstance(session_id, bool):
         return session_id
     detail = f"HTTP {status}: no call_session_id in {raw[:200]!r}"
     raise _transport_error("uis_bad_response", detail, retryable=False)
+
+
+# "Your IP 1.2.3.4 is not whitelisted" (or an IPv6 address)
+_IP = re.compile(r"\bIP\s+\[?(\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:]*[0-9A-Fa-f])")
+
+
+def refused_ip(exc: CallApiError) -> str | None:
+    """The address UIS saw, from its `ip_not_whitelisted` text ("Your IP 1.2.3.4 is not
+    whitelisted"): the one the admin must add to the allow list."""
+    if exc.code != "ip_not_whitelisted" or not exc.detail:
+        return None
+    found = _IP.search(exc.detail)
+    return found.group(1) if found else None
+
+
+def admin_message(exc: CallApiError) -> str:
+    """What the admin reads when the key check fails: what is wrong and where to fix it (the
+    staff-facing `exc.message` tells staff to ask an admin, who is the reader here)."""
+    message = _ADMIN_MESSAGES.get(exc.code)
+    if message is None:
+        said = f": {exc.detail.rstrip('.')}." if exc.detail else "."
+        return f"UIS refused the check ({exc.code}){said} Check the integration settings."
+    ip = refused_ip(exc)
+    return message.format(seen=f" UIS saw the request come from {ip}." if ip else "")

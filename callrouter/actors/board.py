@@ -39,7 +39,7 @@ class Board:
     async def _rebuild(self) -> Wallboard:
         async with self.db.sessions() as session:
             account = await directory.load_account(session)
-            staff = set(await session.scalars(select(Staff.id)))
+            staff = set(await session.scalars(select(Staff.id).where(Staff.active.is_(True))))
             tz = account.tz
             midnight = datetime.combine(datetime.now(tz).date(), day_time(), tz)
             rows = await session.scalars(
@@ -69,7 +69,7 @@ class Board:
         board = await self._ready()
         async with self.db.sessions() as session:
             account = await directory.load_account(session)
-            staff = set(await session.scalars(select(Staff.id)))
+            staff = set(await session.scalars(select(Staff.id).where(Staff.active.is_(True))))
         board.set_staff(staff, account.service_level_seconds)
         await self._notify()
 

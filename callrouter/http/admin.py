@@ -82,9 +82,11 @@ async def put_settings(request: web.Request, body: SettingsIn) -> Any:
 
 
 @routes.get("/api/v1/settings")
-@operation(auth="any", tag="admin", answer=SettingsOut)
+@operation(auth="wallboard", tag="admin", answer=SettingsOut)
 async def get_settings(request: web.Request) -> dict[str, object]:
-    """All account settings (staff may read them: the console shows times in the zone)"""
+    """All account settings
+
+    Staff and wallboard links may read them: pages show times in the account's zone."""
     async with request.app[DB].sessions() as session:
         account = await directory.load_account(session)
     return account.settings_json()

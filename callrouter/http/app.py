@@ -24,10 +24,15 @@ from callrouter.http import (
     oplog,
     pages,
     quarantine,
+    sessions,
+    staff_admin,
     stats,
+    uis_check,
     users,
     wallboard,
+    wallboard_links,
     webhook,
+    worklist,
 )
 from callrouter.http.errors import error_middleware
 from callrouter.http.fanout import Fanout, LocalFanout, RedisFanout
@@ -92,6 +97,11 @@ def create_app(settings: Settings, admin_token: str) -> web.Application:
         stats,
         quarantine,
         metrics,
+        sessions,
+        staff_admin,
+        wallboard_links,
+        uis_check,
+        worklist,
     )
     for module in modules:
         app.add_routes(module.routes)

@@ -45,6 +45,7 @@ ERRORS: dict[int, str] = {
     409: "The current state forbids this",
     413: "The body is too large",
     422: "Valid JSON, wrong content",
+    429: "Too many failed attempts; retry after `Retry-After` seconds",
     502: "UIS refused the call (`code` is UIS's mnemonic)",
     503: "Overloaded or unavailable; retry after `Retry-After` seconds",
 }
@@ -56,16 +57,24 @@ TAGS = {
     "cases": "Cases of the `calls` channel, their messages, calling the user back",
     "users": "The helpdesk's users (callers) and their profiles",
     "statistics": "The guide's six reports",
-    "wallboard": "The live wallboard",
+    "wallboard": "The live wallboard, and read-only links to it for wall screens",
+    "auth": "Signing in from the pages, who is signed in, the staff names pages show",
     "admin": "Integration, settings, staff, operators, popup fields, rejected bodies",
     "service": "Health, state, metrics, this document",
     "pages": "The pages staff and managers open",
 }
 
+# The media type of an answer that is not JSON.
+MEDIA = {"html": "text/html", "text": "text/plain", "csv": "text/csv"}
+
 WHO = {
-    "admin": "Needs the admin token.",
-    "staff": "Needs a staff token (the acting staff member).",
-    "any": "Needs the admin token or a staff token.",
+    "admin": "Needs the admin: the admin token, or a staff member with the role admin (token"
+    " or sign-in).",
+    "staff": "Needs a staff member (the acting one): a staff token or a sign-in; a member with"
+    " the role admin acts as staff too.",
+    "any": "Needs the admin or a staff member (token or sign-in); a wallboard link is refused.",
+    "wallboard": "Needs the admin, a staff member, or a read-only wallboard link (`?link=` or"
+    " the bearer header).",
     "none": "No token.",
 }
 
@@ -128,6 +137,20 @@ def document(app: web.Application) -> dict[str, Any]:
                     "name": "token",
                     "description": "WebSocket handshakes only (browsers cannot set headers)",
                 },
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "callrouter_session",
+                    "description": "The pages' sign-in (`POST /api/v1/auth/login`); a POST,"
+                    " PUT, PATCH or DELETE with it needs `X-Requested-With: callrouter`",
+                },
+                "wallboard_link": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "link",
+                    "description": "A read-only wallboard link's secret: the wallboard and the"
+                    " staff directory only",
+                },
             },
         },
     }
@@ -151,7 +174,7 @@ def _operation(
     if parameters and any(p["in"] == "path" for p in parameters):
         codes.add(404)
     if op.auth != "none":
-        codes |= {401, 403} if op.auth != "any" else {401}
+        codes |= {401, 403}  # 403: not allowed, a wallboard link, or `csrf`
     if op.query is not None:
         codes.add(400)
     if op.body is not None:
@@ -161,9 +184,8 @@ def _operation(
     answer: dict[str, Any] = {"description": "OK"}
     if op.kind == "json" and op.answer is not None:
         answer["content"] = {"application/json": {"schema": schemas.of(op.answer, "serialization")}}
-    elif op.kind in ("html", "text"):
-        media = "text/html" if op.kind == "html" else "text/plain"
-        answer["content"] = {media: {"schema": {"type": "string"}}}
+    elif op.kind in MEDIA:
+        answer["content"] = {MEDIA[op.kind]: {"schema": {"type": "string"}}}
     status = "101" if op.kind == "websocket" else str(op.status)
     if op.kind == "websocket":
         answer["description"] = "Switching to a WebSocket; each message is a JSON object"
@@ -187,8 +209,10 @@ def _operation(
     if parameters:
         result["parameters"] = parameters
     if op.auth != "none":
-        result["security"] = [{"bearer": []}] + (
-            [{"token_query": []}] if op.kind == "websocket" else []
+        result["security"] = (
+            [{"bearer": []}, {"session": []}]
+            + ([{"token_query": []}] if op.kind == "websocket" else [])
+            + ([{"wallboard_link": []}] if op.auth == "wallboard" else [])
         )
     else:
         result["security"] = []

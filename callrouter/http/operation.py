@@ -8,6 +8,10 @@ the document and the behaviour come from the same value.
 A handler names what it wants as parameters: `principal`, `staff_id` (staff-only endpoints),
 `body` and `query`; it returns a `web.StreamResponse`, or plain data answered as JSON with the
 declared `status`.
+
+Auth kinds: "admin" (the admin token, or a member with the role admin), "staff" (a staff
+member; an admin member acts as staff too), "any" (the admin or a staff member), "wallboard"
+("any", or a read-only wallboard link, also as `?link=`), "none". Only "wallboard" takes a link.
 """
 
 from __future__ import annotations
@@ -23,11 +27,11 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from callrouter.http.auth import Principal, authenticate
+from callrouter.http.auth import Principal, authenticate, socket_guard
 from callrouter.http.errors import ApiError, bad_request, forbidden, json_response, unprocessable
 
-Auth = Literal["admin", "staff", "any", "none"]
-Kind = Literal["json", "html", "text", "websocket"]
+Auth = Literal["admin", "staff", "any", "wallboard", "none"]
+Kind = Literal["json", "html", "text", "csv", "websocket"]
 
 MAX_BODY = 1 << 20
 
@@ -86,6 +90,7 @@ def operation(
         @functools.wraps(handler)
         async def run(request: web.Request) -> web.StreamResponse:
             given: dict[str, Any] = {}
+            who: Principal | None = None
             if auth != "none":
                 who = await _allowed(request, auth, query_token=kind == "websocket")
                 given["principal"] = who
@@ -95,7 +100,17 @@ def operation(
                 given["query"] = parse_query(query, request)
             if body is not None and not own_body:
                 given["body"] = await read_body(body, request)
-            answer_ = await handler(request, **{k: v for k, v in given.items() if k in wants})
+            args = {k: v for k, v in given.items() if k in wants}
+            if kind == "websocket" and who is not None:
+                # A socket outlives its handshake: it is closed when its credential is revoked.
+                guard = socket_guard(request.app)
+                guard.add(request, who)
+                try:
+                    answer_ = await handler(request, **args)
+                finally:
+                    guard.discard(request, who)
+            else:
+                answer_ = await handler(request, **args)
             if isinstance(answer_, web.StreamResponse):
                 return answer_
             return json_response(answer_, status)
@@ -112,7 +127,9 @@ def operation_of(handler: object) -> Operation | None:
 
 
 async def _allowed(request: web.Request, auth: Auth, *, query_token: bool) -> Principal:
-    who = await authenticate(request, allow_query=query_token)
+    who = await authenticate(request, allow_query=query_token, allow_link=auth == "wallboard")
+    if who.is_link and auth != "wallboard":
+        raise forbidden("forbidden", "A wallboard link can read the wallboard and nothing else.")
     if auth == "admin" and not who.is_admin:
         raise forbidden("forbidden", "This needs the admin token.")
     if auth == "staff" and who.staff_id is None:

@@ -22,19 +22,42 @@ routes = web.RouteTableDef()
 @operation(auth="none", tag="pages", kind="html")
 async def console_page(request: web.Request) -> web.FileResponse:
     """The staff console (popup, profile, create/attach/link, call from a case)"""
-    response = web.FileResponse(WEB_DIR / "console.html")
-    # A new release must reach the agents' open consoles on their next load.
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    return _page("console")
 
 
 @routes.get("/wallboard")
 @operation(auth="none", tag="pages", kind="html")
 async def wallboard_page(request: web.Request) -> web.FileResponse:
     """The live wallboard (R31), for a wall screen; signs in with any token"""
-    response = web.FileResponse(WEB_DIR / "wallboard.html")
+    return _page("wallboard")
+
+
+def _page(name: str) -> web.FileResponse:
+    response = web.FileResponse(WEB_DIR / f"{name}.html")
+    # A new release must reach open pages on their next load.
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+@routes.get("/login")
+@operation(auth="none", tag="pages", kind="html")
+async def login_page(request: web.Request) -> web.FileResponse:
+    """Sign-in for staff and admins (email and password, or the admin token)"""
+    return _page("login")
+
+
+@routes.get("/admin")
+@operation(auth="none", tag="pages", kind="html")
+async def admin_page(request: web.Request) -> web.FileResponse:
+    """The admin's settings: integration, operators, staff, popup fields, rejected, quarantine"""
+    return _page("admin")
+
+
+@routes.get("/stats")
+@operation(auth="none", tag="pages", kind="html")
+async def stats_page(request: web.Request) -> web.FileResponse:
+    """The guide's six reports for a period, with charts and CSV export"""
+    return _page("stats")
 
 
 routes.static("/static", WEB_DIR, append_version=False)

@@ -188,6 +188,9 @@ class StaffOut(Out):
     id: int
     full_name: str
     email: str
+    active: bool = Field(description="false: deactivated, cannot sign in (issue 9)")
+    role: Literal["staff", "admin"]
+    has_password: bool = Field(description="whether the member can sign in with a password")
 
 
 class NewStaff(StaffOut):
@@ -522,4 +525,185 @@ class Wallboard(Out):
 class Token(Query):
     token: str | None = Field(
         None, description="browsers cannot set headers on a WebSocket handshake"
+    )
+
+
+# --- console --------------------------------------------------------------------------------
+
+
+class MissedQuery(Paging):
+    mine: bool = Field(False, description="only the cases assigned to the acting staff member")
+
+
+class MissedCase(Out):
+    """An open missed-call case (R15) on the call-back worklist, with its grouped calls (R16)."""
+
+    case_id: int
+    subject: str
+    assignee_id: int | None
+    user_id: int | None
+    user_name: str | None
+    phone: str | None = Field(description="the number a call-back dials (the user's first)")
+    missed_calls: int = Field(ge=0, description="missed calls grouped in the case (R16)")
+    attempts: int = Field(ge=0, description="call-backs the user did not answer (R20)")
+    first_missed_at: Moment | None
+    last_missed_at: Moment | None
+    created_at: Moment
+
+
+class CaseBrief(Out):
+    id: int
+    subject: str
+    status: Status
+    call_icon: Literal["missed", "normal"] | None
+
+
+class LoggedCall(Out):
+    """An ended call of the acting staff member, with the cases it is recorded in."""
+
+    call_session_id: int
+    direction: Literal["in", "out"] | None
+    outcome: str | None = Field(description="answered / missed / attempt / ignored")
+    phone: str | None
+    user_id: int | None
+    user_name: str | None
+    started_at: Moment | None
+    answered_at: Moment | None
+    ended_at: Moment | None
+    talk_seconds: int | None
+    cases: list[CaseBrief]
+
+
+# --- stats (issue 9: CSV export) -------------------------------------------------------------
+
+
+class StatsCsvQuery(Period):
+    lang: Literal["ru", "en"] = Field(
+        "ru",
+        description="headings and number format: ru (`;`, decimal comma, as Excel reads CSV in "
+        "a Russian locale) or en (`,`, decimal point)",
+    )
+
+
+# --- admin page (issue 9: the UIS key check, the notifications to set up in UIS) -------------
+
+ApiKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class UisCheckIn(Body):
+    """What to check. A field left out is taken from the saved integration, so the form can
+    check what is typed before saving it, and an empty body checks what is saved."""
+
+    error_codes: ClassVar[dict[str, str]] = {"virtual_phone_number": "invalid_phone"}
+    api_key: ApiKey = None  # type: ignore[assignment]
+    virtual_phone_number: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=DIGIT)
+    ] = Field(None, examples=["74951234567"])  # type: ignore[assignment]
+    call_api_url: ApiKey = Field(None, examples=[DEFAULT_CALL_API_URL])  # type: ignore[assignment]
+
+
+class UisCheck(Out):
+    """The verdict of the key check (`list.calls` at the Call API URL; it starts no call)."""
+
+    ok: bool
+    code: str = Field(
+        examples=["access_token_invalid"],
+        description='"ok", UIS\'s error mnemonic (access_token_invalid, ip_not_whitelisted, '
+        "component_disabled, virtual_phone_number_not_found, …) or uis_unreachable, uis_timeout, "
+        "uis_bad_response when UIS could not be asked",
+    )
+    message: str = Field(description="what is wrong and where to fix it, for the admin")
+    ip: str | None = Field(description="ip_not_whitelisted: the address UIS saw, to allow")
+    call_api_url: str
+    virtual_phone_number: str
+    active_calls: int | None = Field(description="calls in progress on the account, when ok")
+
+
+class UisNotificationOut(Out):
+    """One of the guide's six notifications, as the admin adds it in UIS."""
+
+    kind: Literal["answer", "leg_end", "call_end", "recording", "leg_start", "outgoing_call"]
+    name: str = Field(examples=["Поднятие трубки"], description="the notification's name in UIS")
+    body: str = Field(description="the notification text: JSON with bare {{variable}} values")
+
+
+# --- auth (issue 9: sign-in, who am I, staff directory, staff management, wallboard links) ---
+
+Role = Literal["staff", "admin"]
+
+
+class LoginIn(Body):
+    """A staff member: `email` and `password`. The admin of the first start: `admin_token`
+    alone (the token printed when the service first started)."""
+
+    email: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    ] = Field(None, examples=["anna@example.com"])  # type: ignore[assignment]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = None  # type: ignore[assignment]
+    admin_token: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
+    ] = None  # type: ignore[assignment]
+
+
+class SignedIn(Out):
+    staff_id: int | None = Field(description="null for the admin of the admin token")
+    full_name: str | None
+    role: Role
+
+
+class Me(Out):
+    staff_id: int | None = Field(description="null for the admin of the admin token")
+    full_name: str | None = Field(description="null for the admin of the admin token")
+    email: str | None
+    role: Role
+
+
+class DirectoryQuery(Query):
+    limit: int = Field(1000, ge=0, le=5000)
+    offset: int = Field(0, ge=0, le=MAX_ID)
+
+
+class DirectoryEntry(Out):
+    id: int
+    full_name: str
+    active: bool
+
+
+class StaffChange(Body):
+    """Any of these; absent ones stay as they are. `"active": false` revokes the member's
+    token and ends their sessions at once; a new `password` ends their sessions too."""
+
+    error_codes: ClassVar[dict[str, str]] = {
+        "email": "invalid_email",
+        "password": "invalid_password",
+        "role": "invalid_role",
+    }
+    full_name: Required = None  # type: ignore[assignment]
+    email: Annotated[Required, StringConstraints(pattern=EMAIL)] = None  # type: ignore[assignment]
+    active: bool = None  # type: ignore[assignment]
+    password: Annotated[str, StringConstraints(min_length=8, max_length=1000)] = Field(  # type: ignore[assignment]
+        None, description="at least 8 characters; stored as an argon2id hash"
+    )
+    role: Role = None  # type: ignore[assignment]
+
+
+class StaffToken(Out):
+    id: int
+    token: str = Field(description="the member's new API token, shown this once")
+
+
+class LinkIn(Body):
+    label: Text = Field("", examples=["Hall screen"], description="what the link is for")
+
+
+class LinkOut(Out):
+    id: int
+    label: str
+    created_at: Moment
+
+
+class NewLink(LinkOut):
+    url: str = Field(
+        description="the wallboard page with the link's secret (`/wallboard?link=…`), absolute;"
+        " shown this once"
     )

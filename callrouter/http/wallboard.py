@@ -80,14 +80,14 @@ async def feed_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 @routes.get("/api/v1/wallboard")
-@operation(auth="any", tag="wallboard", answer=Wallboard)
+@operation(auth="wallboard", tag="wallboard", answer=Wallboard)
 async def wallboard(request: web.Request) -> Any:
     """The live wallboard snapshot (R31)"""
     return await request.app[CLUSTER].wallboard()
 
 
 @routes.get("/api/v1/wallboard/events")
-@operation(auth="any", tag="wallboard", query=Token, answer=Wallboard, kind="websocket")
+@operation(auth="wallboard", tag="wallboard", query=Token, answer=Wallboard, kind="websocket")
 async def wallboard_events(request: web.Request) -> web.WebSocketResponse:
     """WebSocket: `wallboard` messages carrying the snapshot, with a rising `seq`
 

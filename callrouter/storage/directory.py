@@ -35,7 +35,16 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from callrouter.domain.account import DEFAULT_CALL_API_URL, SETTING_RANGES, Account, Integration
 from callrouter.domain.phones import normalize_phone
-from callrouter.storage.models import Field, Operator, Rejected, Setting, Staff, User, UserPhone
+from callrouter.storage.models import (
+    Field,
+    Operator,
+    Rejected,
+    Setting,
+    Staff,
+    User,
+    UserPhone,
+    WebSession,
+)
 
 SETTINGS_KEY: Final = "settings"
 INTEGRATION_KEY: Final = "integration"
@@ -351,8 +360,31 @@ async def list_staff(
 
 
 def staff_json(staff: Staff) -> dict[str, Any]:
-    """The API shape of a staff member (never the token)."""
-    return {"id": staff.id, "full_name": staff.full_name, "email": staff.email}
+    """The API shape of a staff member (never the token or the password hash)."""
+    return {
+        "id": staff.id,
+        "full_name": staff.full_name,
+        "email": staff.email,
+        "active": staff.active,
+        "role": staff.role,
+        "has_password": staff.password_hash is not None,
+    }
+
+
+async def staff_by_email(session: AsyncSession, email: str) -> Staff | None:
+    """The staff member with this email (stripped, any case), or None."""
+    await _fold_ready(session)
+    dialect = session.get_bind().dialect.name
+    stmt = select(Staff).where(_fold(func.trim(Staff.email), dialect) == email.strip().lower())
+    return await session.scalar(stmt.order_by(Staff.id).limit(1))
+
+
+async def staff_directory(
+    session: AsyncSession, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Staff by id as `{"id", "full_name", "active"}`: the names pages show, nothing more."""
+    staff, total = await paged(session, select(Staff).order_by(Staff.id), limit, offset)
+    return [{"id": s.id, "full_name": s.full_name, "active": s.active} for s in staff], total
 
 
 async def put_operator(session: AsyncSession, employee_id: int, staff_id: int | None) -> Operator:
@@ -742,7 +774,7 @@ async def paged(
     ).all()
     if rows:
         return [row[0] for row in rows], int(rows[0][1])
-    if offset == 0:
+    if offset == 0 and limit > 0:
         return [], 0
     # Past the last page: only the count is left to tell (nothing on the page to disagree).
     total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
@@ -783,6 +815,60 @@ async def add_staff(session: AsyncSession, full_name: str, email: str) -> dict[s
     """`POST /api/v1/staff`: the staff member with their token (shown this once)."""
     staff, token = await create_staff(session, full_name, email)
     return staff_json(staff) | {"token": token}
+
+
+STAFF_ROLES: Final = ("staff", "admin")
+
+
+async def change_staff(
+    session: AsyncSession, staff_id: int, changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`PATCH /api/v1/staff/{id}`: any of `full_name`, `email` (409 `email_taken` when another
+    member has it), `active`, `role` and `password_hash` (hashed by the caller: the plain
+    password never reaches the writer). Deactivating revokes the member's token (replaced by
+    one nobody knows: reactivating needs a token reset) and ends their sessions; a new
+    password ends their sessions too. 404 `staff_not_found`."""
+    staff = await session.get(Staff, staff_id)
+    if staff is None:
+        raise NotFoundError("staff_not_found", f"No staff member {staff_id}.")
+    if "email" in changes:
+        email = str(changes["email"]).strip()
+        local, at, domain = email.partition("@")
+        if not (local and at and domain):
+            raise InvalidError("invalid_email", "Field 'email' must be an email address.")
+        await _check_email_free(session, email, except_id=staff_id)
+        staff.email = email
+    if "full_name" in changes:
+        staff.full_name = str(changes["full_name"])
+    if "role" in changes:
+        if changes["role"] not in STAFF_ROLES:
+            raise InvalidError("invalid_role", "Field 'role' must be 'staff' or 'admin'.")
+        staff.role = changes["role"]
+    end_sessions = False
+    if "password_hash" in changes:
+        staff.password_hash = changes["password_hash"]
+        end_sessions = True
+    if "active" in changes:
+        staff.active = bool(changes["active"])
+        if not staff.active:
+            staff.token_hash = hash_token(secrets.token_urlsafe(32))
+            end_sessions = True
+    if end_sessions:
+        await session.execute(delete(WebSession).where(WebSession.staff_id == staff_id))
+    await session.flush()
+    return staff_json(staff)
+
+
+async def reset_staff_token(session: AsyncSession, staff_id: int) -> dict[str, Any]:
+    """`POST /api/v1/staff/{id}/token`: a new token for the member (the old one stops working),
+    shown this once; 404 `staff_not_found`."""
+    staff = await session.get(Staff, staff_id)
+    if staff is None:
+        raise NotFoundError("staff_not_found", f"No staff member {staff_id}.")
+    token = secrets.token_urlsafe(32)
+    staff.token_hash = hash_token(token)
+    await session.flush()
+    return {"id": staff.id, "token": token}
 
 
 async def map_operator(

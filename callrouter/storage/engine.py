@@ -189,12 +189,14 @@ class _Checkpointer(threading.Thread):
 
 def _upgrade(conn: Connection) -> None:
     """A data dir from an older version lacks the columns and indexes added since: add them
-    (the columns are all nullable), so an upgrade needs no migration step."""
+    (each added column is nullable or has a server default, which the existing rows take),
+    so an upgrade needs no migration step."""
     inspector = inspect(conn)
     for table in Base.metadata.sorted_tables:
         present = {c["name"] for c in inspector.get_columns(table.name)}
         for column in table.columns:
-            if column.name not in present and column.nullable:
+            addable = column.nullable or column.server_default is not None
+            if column.name not in present and addable:
                 ddl = CreateColumn(column).compile(dialect=conn.dialect)
                 conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
         indexes = {i["name"] for i in inspector.get_indexes(table.name)}

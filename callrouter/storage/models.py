@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -69,6 +70,36 @@ class Staff(Base):
     full_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(200))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the token
+    created_at: Mapped[datetime]
+    # Sign-in (issue 9). Server defaults let `engine._upgrade` add the columns to an older
+    # database: its staff become active members with the role "staff" and no password.
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2id, PHC string
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    role: Mapped[str] = mapped_column(String(16), default="staff", server_default="staff")
+
+
+class WebSession(Base):
+    """A browser's sign-in (issue 9): the cookie carries a random secret, this row only its
+    SHA-256. `staff_id` None is the admin signed in with the admin token; `admin_key` then
+    names that token (a hash of it), so changing the admin token ends those sessions."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    admin_key: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class WallboardLink(Base):
+    """A read-only wallboard link (issue 9): its secret reads the wallboard and the staff
+    names and nothing else; only its SHA-256 is kept. Revoking deletes the row."""
+
+    __tablename__ = "wallboard_links"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime]
 
 

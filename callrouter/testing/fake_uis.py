@@ -1,9 +1,10 @@
 """A fake UIS Call API: a real aiohttp JSON-RPC server on a local port (R18, UIS.md "Call API").
 
-It validates `start.employee_call` requests the way UIS documents it (JSON-RPC envelope, method,
-`access_token`, required and typed params, unknown params) and answers with UIS's success and
-error shapes. Tests script the next answers with `fail_next`, `delay_next` and `garble_next`,
-and read what arrived in `requests` (bodies) and `headers`.
+It validates `start.employee_call` and `list.calls` (the admin's key check) requests the way UIS
+documents them (JSON-RPC envelope, method, `access_token`, required and typed params, unknown
+params, the account's IP allow list) and answers with UIS's success and error shapes. Tests
+script the next answers with `fail_next`, `delay_next` and `garble_next`, and read what arrived
+in `requests` (bodies) and `headers`.
 
     async with FakeUis(access_token="k") as fake:
         client = CallApiClient(session, fake.url, "k")
@@ -18,8 +19,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self, TypeAlias
@@ -76,6 +78,12 @@ _TEXTS: Final = {
 }
 
 _METHOD: Final = "start.employee_call"
+_LIST_METHOD: Final = "list.calls"
+_LIST_TYPES: Final[dict[str, type]] = {
+    "access_token": str,
+    "direction": str,
+    "virtual_phone_number": str,
+}
 _REQUIRED: Final = ("access_token", "first_call", "virtual_phone_number", "contact", "employee")
 _TYPES: Final[dict[str, type]] = {
     "access_token": str,
@@ -120,6 +128,7 @@ class _Refusal:
     mnemonic: str
     field: str | None = None
     value: Any = None
+    text: str | None = None  # UIS's text when it carries a value (the refused IP)
 
 
 def _has_type(value: Any, expected: type) -> bool:
@@ -138,11 +147,17 @@ class FakeUis:
         *,
         employee_ids: Collection[int] | None = None,
         virtual_phone_numbers: Collection[str] | None = None,
+        allowed_ips: Collection[str] | None = None,
     ) -> None:
-        """`employee_ids`/`virtual_phone_numbers`, when given, are the only ones UIS knows."""
+        """`employee_ids`/`virtual_phone_numbers`, when given, are the only ones UIS knows;
+        `allowed_ips`, when given, is the account's IP allow list (others get
+        `ip_not_whitelisted`, after the key is checked: UIS needs the key to know the account).
+        `active_calls` is what `list.calls` answers (UIS's shape; empty by default)."""
         self.access_token = access_token
         self.employee_ids = employee_ids
         self.virtual_phone_numbers = virtual_phone_numbers
+        self.allowed_ips = allowed_ips
+        self.active_calls: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         # (call_session_id, params) of every call the fake "started", for driving notifications.
@@ -240,27 +255,53 @@ class FakeUis:
             )
         elif isinstance(script, _Fail):
             return self._error(request_id, script.rpc_code, script.mnemonic, None, None)
-        refusal = self._validate(body)
+        refusal = self._validate(body, request.remote)
         if refusal is not None:
             return self._refuse(request_id, refusal)
+        if body["method"] == _LIST_METHOD:
+            return self._list_calls(request_id)
         return self._start_call(request_id, body["params"])
 
-    def _validate(self, body: Any) -> _Refusal | None:
-        """What UIS would refuse in this request, or None."""
+    def _validate(self, body: Any, remote: str | None) -> _Refusal | None:
+        """What UIS would refuse in this request from `remote`, or None."""
         if isinstance(body, list):
             return _Refusal("batch_opreations_not_supported")
         if not isinstance(body, dict) or body.get("jsonrpc") != "2.0":
             return _Refusal("invalid_request")
         if "id" not in body:
             return _Refusal("notifications_not_supported")
-        if body.get("method") != _METHOD:
-            return _Refusal("method_not_found", "method", body.get("method"))
+        method = body.get("method")
+        if method not in (_METHOD, _LIST_METHOD):
+            return _Refusal("method_not_found", "method", method)
         params = body.get("params")
         if not isinstance(params, dict):
             return _Refusal("data_type_error", "params", params)
         if params.get("access_token") != self.access_token:
             return _Refusal("access_token_invalid")
+        if self.allowed_ips is not None and remote not in self.allowed_ips:
+            return _Refusal("ip_not_whitelisted", text=f"Your IP {remote} is not whitelisted")
+        if method == _LIST_METHOD:
+            return self._validate_list_params(params)
         return self._validate_params(params)
+
+    def _validate_list_params(self, params: dict[str, Any]) -> _Refusal | None:
+        for name, value in params.items():
+            if name not in _LIST_TYPES:
+                return _Refusal("unexpected_parameters", name, value)
+            if not _has_type(value, _LIST_TYPES[name]):
+                return _Refusal("data_type_error", name, value)
+        if params.get("direction", "in") not in _CHOICES["direction"]:
+            return _Refusal("invalid_parameter_value", "direction", params["direction"])
+        vpn = params.get("virtual_phone_number")
+        if vpn is None:
+            return None
+        # UIS documents it for list.calls: "the number must start with 7".
+        if not vpn.isdigit() or not vpn.startswith("7"):
+            return _Refusal("invalid_parameter_value", "virtual_phone_number", vpn)
+        # Assumed, as start.employee_call does: a number that is not the account's.
+        if self.virtual_phone_numbers is not None and vpn not in self.virtual_phone_numbers:
+            return _Refusal("virtual_phone_number_not_found", "virtual_phone_number", vpn)
+        return None
 
     def _validate_params(self, params: dict[str, Any]) -> _Refusal | None:
         for name, value in params.items():
@@ -295,36 +336,78 @@ class FakeUis:
         session_id = self._next_id
         self._next_id += 1
         self.calls.append((session_id, params))
-        # UIS only charges points for successful requests, so only these count down.
+        answer = {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "result": {
+                "data": {"call_session_id": session_id},
+                "metadata": {"limits": self._limits()},
+            },
+        }
+        return _json(answer)
+
+    def _list_calls(self, request_id: Any) -> web.Response:
+        result = {"data": self.active_calls, "metadata": {"limits": self._limits()}}
+        return _json({"jsonrpc": "2.0", "id": request_id, "result": result})
+
+    def _limits(self) -> dict[str, int]:
+        # UIS only charges points for successful requests; only started calls count down here.
         used = len(self.calls)
-        limits = {
+        return {
             "day_limit": DAY_LIMIT,
             "day_remaining": max(0, DAY_LIMIT - used),
             "minute_limit": MINUTE_LIMIT,
             "minute_remaining": max(0, MINUTE_LIMIT - used),
         }
-        answer = {
-            "jsonrpc": "2.0",
-            "id": request_id,
-            "result": {"data": {"call_session_id": session_id}, "metadata": {"limits": limits}},
-        }
-        return _json(answer)
 
     def _refuse(self, request_id: Any, refusal: _Refusal) -> web.Response:
         code = _CODES.get(refusal.mnemonic, -32602)
-        return self._error(request_id, code, refusal.mnemonic, refusal.field, refusal.value)
+        return self._error(
+            request_id, code, refusal.mnemonic, refusal.field, refusal.value, refusal.text
+        )
 
     @staticmethod
     def _error(
-        request_id: Any, rpc_code: int, mnemonic: str | None, field: str | None, value: Any
+        request_id: Any,
+        rpc_code: int,
+        mnemonic: str | None,
+        field: str | None,
+        value: Any,
+        text: str | None = None,
     ) -> web.Response:
         data: dict[str, Any] = {"field": field, "value": value, "params": {}}
         if mnemonic is not None:
             data["mnemonic"] = mnemonic
-        text = _TEXTS.get(mnemonic or "", "Error")
+        text = text or _TEXTS.get(mnemonic or "", "Error")
         error = {"code": rpc_code, "message": text, "data": data}
         # UIS answers JSON-RPC errors with HTTP 200, like successes.
         return _json({"jsonrpc": "2.0", "id": request_id, "error": error})
+
+
+class FakeUisThread:
+    """A `FakeUis` serving from an event loop of its own in a daemon thread, for synchronous
+    tests (browser and end-to-end ones)."""
+
+    def __init__(self, access_token: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.fake = FakeUis(access_token)
+        self.url: str = asyncio.run_coroutine_threadsafe(self.fake.start(), self.loop).result(10)
+
+    def apply(self, change: Callable[[FakeUis], object]) -> None:
+        """Run `change(fake)` on the fake's own loop (e.g. `lambda f: f.fail_next(...)`)."""
+
+        async def run() -> None:
+            change(self.fake)
+
+        asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.fake.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
 
 
 def _json(answer: dict[str, Any]) -> web.Response:
@@ -355,7 +438,9 @@ async def _serve(host: str, port: int, access_token: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the fake standalone until interrupted."""
-    parser = argparse.ArgumentParser(description="Fake UIS Call API (start.employee_call).")
+    parser = argparse.ArgumentParser(
+        description="Fake UIS Call API (start.employee_call, list.calls)."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--access-token", required=True, help="the key clients must send")

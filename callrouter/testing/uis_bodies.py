@@ -17,17 +17,10 @@ from typing import Any
 
 import orjson
 
+from callrouter.domain.templates import NAMES, TEMPLATES
+
 Body = dict[str, Any]
 Event = tuple[datetime, Body]
-
-NAMES: dict[str, str] = {
-    "leg_start": "Исходящее плечо",
-    "answer": "Поднятие трубки",
-    "leg_end": "Завершение плеча",
-    "call_end": "Завершение звонка",
-    "recording": "Записанный разговор",
-    "outgoing_call": "Исходящий звонок",
-}
 
 DEFAULT_PHONE = "79260000000"
 DEFAULT_VIRTUAL_NUMBER = "74950000000"
@@ -50,39 +43,6 @@ _OPERATOR_NAMES = (
     "Татьяна Михайлова",
     "Андрей Козлов",
 )
-
-
-def _same(*names: str) -> dict[str, Any]:
-    """Template fragment whose JSON keys equal the UIS variable names."""
-    return {name: name for name in names}
-
-
-def _template(kind: str) -> dict[str, Any]:
-    """The seed template of `kind`: JSON key -> UIS variable name (nested like the seed)."""
-    call_info = _same("call_source", "direction", "call_session_id", "scenario_name")
-    if kind == "leg_end":
-        call_info["is_operator"] = "is_operator"
-    call_info |= _same(
-        "talk_time_duration", "total_time_duration", "wait_time_duration", "tag_names", "is_lost"
-    )
-    # The seed maps `call_record_duration` to the variable `{{file_duration}}`.
-    record = {"file_link": "file_link", "call_record_duration": "file_duration"}
-    if kind == "recording":
-        record["record_file_links"] = "record_file_links"
-    doc = _same("notification_name", "virtual_phone_number", "notification_time", "external_id")
-    doc["contact_info"] = _same(
-        "contact_phone_number", "communication_number", "contact_id", "contact_full_name"
-    )
-    doc["employee_info"] = _same("employee_full_name", "employee_id")
-    doc["call_info"] = call_info
-    doc["call_record_file_info"] = record
-    doc |= _same("leg_id", "leg_ids")
-    if kind == "call_end":
-        doc |= _same("last_scenario_operation_name", "group_ids")
-    return doc
-
-
-TEMPLATES: dict[str, dict[str, Any]] = {kind: _template(kind) for kind in NAMES}
 
 
 def format_time(time: datetime) -> str:

@@ -1,11 +1,15 @@
 /* The live wallboard of callrouter (R31): plain JavaScript, no build step, no libraries.
  *
- * Token: `?token=` in the URL (for a wall screen's bookmark) or the sign-in box; kept in
- * localStorage. It reads `GET /api/v1/wallboard` once, then follows the
- * `GET /api/v1/wallboard/events?token=` WebSocket (a full snapshot on connect, a new one on
- * every change), reconnecting with backoff. The longest wait ticks every second here, between
- * the server's snapshots. With the admin token the staff table shows names (`GET
- * /api/v1/staff`) and the service-level threshold comes from `GET /api/v1/settings`.
+ * Who may look, in order: a read-only link (`?link=` — the admin made it for this screen; it
+ * is never stored), a token (`?token=` or the sign-in box at `?signin=token`; kept in
+ * localStorage), or the signed-in session (the cookie); with none of them the page goes to
+ * `/login`. It reads `GET /api/v1/wallboard` once, then follows the
+ * `GET /api/v1/wallboard/events` WebSocket (a full snapshot on connect, a new one on every
+ * change), reconnecting with backoff. The longest wait ticks every second here, between the
+ * server's snapshots. Names come from the staff directory (deactivated staff are left out);
+ * when the team does not fit the screen, the staff table turns its pages every few seconds
+ * (`?rotate=<seconds>`). The service-level threshold and the account's time zone come from
+ * `GET /api/v1/settings` (readable by every viewer, a wallboard link too).
  */
 'use strict';
 
@@ -14,23 +18,31 @@
   const BACKOFF_S = [1, 2, 4, 8, 15, 30];
   const NAMES_REFRESH_MS = 30000; // unknown staff ids make the names be read again, at most this often
   const STATE_ORDER = {talking: 0, ringing: 1, free: 2, offline: 3};
+  const STATES = ['free', 'ringing', 'talking', 'offline'];
+  const t = (key, vars) => I18N.t(key, vars);
+  const params = new URLSearchParams(location.search);
+  const ROTATE_S = Math.max(2, Number(params.get('rotate')) || 10);
 
   const S = {
-    token: null,
+    mode: null, // "link", "token" or "session"
+    secret: null, // the link's secret or the token
     ws: null,
     attempts: 0,
     retryTimer: null,
     snapshot: null,
     receivedAt: 0, // performance.now() when `snapshot` arrived
-    names: new Map(), // staff id -> full name (admin token only)
-    namesAllowed: true,
+    names: new Map(), // staff id -> full name
+    inactive: new Set(), // deactivated staff: not on the board
     namesReadAt: -Infinity,
     slSeconds: 20,
     tz: undefined, // the account's time zone ("today" is its day); the browser's until known
     lastChartKey: '',
+    page: 0, // the staff table's page on screen
+    pageTurnedAt: 0,
   };
 
   const $ = (id) => document.getElementById(id);
+  const signedIn = () => S.mode !== null;
 
   // ---- formatting ----------------------------------------------------------------------
 
@@ -57,11 +69,13 @@
     $(id).classList.toggle('none', text === NONE);
   }
 
+  const LOCALE = I18N.lang === 'ru' ? 'ru-RU' : 'en-GB';
+
   function zoned(options) {
     try {
-      return new Intl.DateTimeFormat('en-GB', {...options, timeZone: S.tz});
+      return new Intl.DateTimeFormat(LOCALE, {...options, timeZone: S.tz});
     } catch {
-      return new Intl.DateTimeFormat('en-GB', options); // an unknown zone: the browser's
+      return new Intl.DateTimeFormat(LOCALE, options); // an unknown zone: the browser's
     }
   }
 
@@ -76,8 +90,10 @@
 
   // ---- HTTP ----------------------------------------------------------------------------
 
-  async function api(path, token) {
-    const resp = await fetch(path, {headers: {Authorization: `Bearer ${token}`, Accept: 'application/json'}});
+  async function api(path) {
+    const headers = {Accept: 'application/json'};
+    if (S.secret) headers.Authorization = `Bearer ${S.secret}`; // a link's secret works so too
+    const resp = await fetch(path, {headers, credentials: 'same-origin'});
     let body = null;
     try {
       body = await resp.json();
@@ -89,95 +105,130 @@
 
   // ---- signing in ----------------------------------------------------------------------
 
-  function tokenFromUrl() {
-    return new URLSearchParams(location.search).get('token');
+  function toLogin() {
+    location.replace(`/login?next=${encodeURIComponent(location.pathname)}`);
   }
 
   function showSignIn(message) {
     document.body.classList.add('signed-out');
+    $('signin-form').hidden = false;
     const err = $('signin-error');
     err.textContent = message || '';
     err.hidden = !message;
     $('signin-token').focus();
   }
 
-  async function signIn(token, fromBox) {
+  /** Show the board as `mode` with `secret` (null for the session) if the service agrees. */
+  async function signIn(mode, secret, fromBox) {
+    S.mode = mode;
+    S.secret = secret;
     $('signin-submit').disabled = true;
     try {
-      const resp = await api('/api/v1/wallboard', token);
+      const resp = await api('/api/v1/wallboard');
       if (resp.status === 401 || resp.status === 403) {
-        if (!fromBox) localStorage.removeItem(TOKEN_KEY);
-        showSignIn('This token was refused. Paste a valid admin or staff token.');
+        refused(mode, fromBox);
         return;
       }
       if (resp.status !== 200) throw new Error(`HTTP ${resp.status}`);
-      S.token = token;
-      localStorage.setItem(TOKEN_KEY, token);
+      if (mode === 'token') localStorage.setItem(TOKEN_KEY, secret);
       $('signin-token').value = '';
+      $('signout').hidden = mode === 'link'; // a wall screen's link is the admin's to revoke
       document.body.classList.remove('signed-out');
       render(resp.body);
       loadNames(true);
       loadSettings();
       connect();
-    } catch (err) {
+    } catch {
       // The service is unreachable: keep trying, the screen must come back by itself.
-      S.token = token;
       document.body.classList.remove('signed-out');
-      setConn('offline', 'Service unreachable');
+      setConn('offline', t('conn.unreachable'));
       retryLater();
     } finally {
       $('signin-submit').disabled = false;
     }
   }
 
-  function signOut() {
+  function refused(mode, fromBox) {
+    forget();
+    if (mode === 'session') toLogin();
+    else if (mode === 'link') showSignIn(t('signin.linkRevoked'));
+    else {
+      if (!fromBox) localStorage.removeItem(TOKEN_KEY);
+      showSignIn(t(fromBox ? 'signin.refused' : 'signin.expired'));
+    }
+  }
+
+  function forget() {
     const ws = S.ws;
     S.ws = null;
     if (ws) ws.close(1000, 'signed out');
     clearTimeout(S.retryTimer);
-    S.token = null;
+    S.mode = null;
+    S.secret = null;
     S.snapshot = null;
     S.names.clear();
-    S.namesAllowed = true; // the next token may be the admin's
+    S.inactive.clear();
     S.namesReadAt = -Infinity;
+    setConn('offline');
+  }
+
+  async function signOut() {
+    const mode = S.mode;
+    forget();
     localStorage.removeItem(TOKEN_KEY);
-    if (tokenFromUrl()) {
+    if (params.has('token')) {
       const url = new URL(location.href);
       url.searchParams.delete('token');
       history.replaceState(null, '', url);
     }
-    setConn('offline');
+    if (mode === 'session') {
+      try {
+        await fetch('/api/v1/auth/logout', {method: 'POST', credentials: 'same-origin',
+          headers: {'X-Requested-With': 'callrouter', Accept: 'application/json'}});
+      } catch {
+        /* signed out here all the same */
+      }
+      toLogin();
+      return;
+    }
     showSignIn('');
   }
 
+  /** Every staff member's name (the directory; the admin's staff list on an older service). */
   async function loadNames(force) {
-    if (!S.token || !S.namesAllowed) return;
+    if (!signedIn()) return;
     const now = performance.now();
     if (!force && now - S.namesReadAt < NAMES_REFRESH_MS) return;
     S.namesReadAt = now;
     const names = new Map();
+    const inactive = new Set();
+    let path = '/api/v1/directory/staff';
     for (let offset = 0; ; offset += 500) {
       let resp;
       try {
-        resp = await api(`/api/v1/staff?limit=500&offset=${offset}`, S.token);
+        resp = await api(`${path}?limit=500&offset=${offset}`);
+        if (resp.status === 404 && offset === 0 && path !== '/api/v1/staff') {
+          path = '/api/v1/staff';
+          resp = await api(`${path}?limit=500&offset=${offset}`);
+        }
       } catch {
         return;
       }
-      if (resp.status === 403) {
-        S.namesAllowed = false; // a staff token: ids only
-        return;
+      if (resp.status !== 200) return; // ids it is
+      for (const staff of resp.body.items) {
+        names.set(staff.id, staff.full_name);
+        if (staff.active === false) inactive.add(staff.id);
       }
-      if (resp.status !== 200) return;
-      for (const staff of resp.body.items) names.set(staff.id, staff.full_name);
       if (!resp.body.items.length || offset + resp.body.items.length >= resp.body.total) break;
     }
     S.names = names;
-    if (S.snapshot) renderStaff(S.snapshot);
+    S.inactive = inactive;
+    if (S.snapshot) render(S.snapshot);
   }
 
   async function loadSettings() {
     try {
-      const resp = await api('/api/v1/settings', S.token);
+      const resp = await api('/api/v1/settings');
       if (resp.status === 200 && Number.isFinite(resp.body.service_level_seconds)) {
         S.slSeconds = resp.body.service_level_seconds;
       }
@@ -185,7 +236,7 @@
     } catch {
       /* the default threshold will do */
     }
-    setText('sl-hint', `≤ ${S.slSeconds} s`);
+    setText('sl-hint', t('sl.hint', {s: S.slSeconds}));
     tick();
     if (S.snapshot) {
       render(S.snapshot);
@@ -195,23 +246,25 @@
 
   // ---- the live stream -----------------------------------------------------------------
 
-  function eventsUrl(token) {
+  function eventsUrl() {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    return `${scheme}://${location.host}/api/v1/wallboard/events?token=${encodeURIComponent(token)}`;
+    const query = S.mode === 'link' ? `?link=${encodeURIComponent(S.secret)}`
+      : S.mode === 'token' ? `?token=${encodeURIComponent(S.secret)}` : ''; // else the cookie
+    return `${scheme}://${location.host}/api/v1/wallboard/events${query}`;
   }
 
   function setConn(state, text) {
     const el = $('conn');
     el.dataset.state = state;
-    setText('conn-text', text || {live: 'Live', connecting: 'Connecting…', offline: 'Offline'}[state]);
+    setText('conn-text', text || t(`conn.${state}`));
     $('board').classList.toggle('stale', state !== 'live' && S.snapshot !== null);
   }
 
   function connect() {
     clearTimeout(S.retryTimer);
-    if (!S.token) return;
+    if (!signedIn()) return;
     setConn('connecting');
-    const ws = new WebSocket(eventsUrl(S.token));
+    const ws = new WebSocket(eventsUrl());
     S.ws = ws;
     let heard = false;
     ws.onmessage = (msg) => {
@@ -233,19 +286,20 @@
     ws.onclose = () => {
       if (S.ws !== ws) return;
       S.ws = null;
-      if (!heard) checkToken();
+      if (!heard) checkAccess();
       retryLater();
     };
   }
 
-  async function checkToken() {
-    // A refused upgrade tells the page nothing: ask the API whether the token still works.
-    const token = S.token;
+  async function checkAccess() {
+    // A refused upgrade tells the page nothing: ask the API whether we may still look.
+    const mode = S.mode;
+    const secret = S.secret;
     try {
-      const resp = await api('/api/v1/wallboard', token);
-      if ((resp.status === 401 || resp.status === 403) && S.token === token) {
-        signOut();
-        showSignIn('This token is no longer accepted. Sign in again.');
+      const resp = await api('/api/v1/wallboard');
+      if ((resp.status === 401 || resp.status === 403) && S.mode === mode && S.secret === secret) {
+        if (mode === 'token') localStorage.removeItem(TOKEN_KEY);
+        refused(mode, false);
       }
     } catch {
       /* unreachable: the retry will tell */
@@ -253,7 +307,7 @@
   }
 
   function retryLater() {
-    if (!S.token) return;
+    if (!signedIn()) return;
     clearTimeout(S.retryTimer);
     const base = BACKOFF_S[Math.min(S.attempts, BACKOFF_S.length - 1)];
     S.attempts += 1;
@@ -261,17 +315,22 @@
     const until = performance.now() + wait * 1000;
     const countdown = () => {
       const left = Math.ceil((until - performance.now()) / 1000);
-      if (left > 0) setConn('offline', `Reconnecting in ${left} s`);
+      if (left > 0) setConn('offline', t('conn.retrying', {s: left}));
     };
     countdown();
     S.retryTimer = setTimeout(() => {
       if (S.snapshot) connect();
-      else signIn(S.token, false);
+      else signIn(S.mode, S.secret, false);
     }, wait * 1000);
     S.countdown = countdown;
   }
 
   // ---- rendering -----------------------------------------------------------------------
+
+  /** The staff on the board: everyone but deactivated members. */
+  function shownStaff(snapshot) {
+    return snapshot.per_staff.filter((row) => !S.inactive.has(row.staff_id));
+  }
 
   function render(snapshot) {
     if (!snapshot) return;
@@ -280,7 +339,12 @@
     setText('ringing', String(snapshot.ringing));
     $('tile-ringing').classList.toggle('on', snapshot.ringing > 0);
     setText('talking', String(snapshot.talking));
-    for (const k of ['free', 'ringing', 'talking', 'offline']) setText(`staff-${k}`, String(snapshot.staff[k]));
+    // Deactivated members are offline by definition: they leave that count with the table.
+    const hidden = snapshot.per_staff.filter((row) => S.inactive.has(row.staff_id));
+    for (const k of STATES) {
+      const n = snapshot.staff[k] - hidden.filter((row) => row.state === k).length;
+      setText(`staff-${k}`, String(Math.max(0, n)));
+    }
     const today = snapshot.today;
     setText('answered', String(today.answered));
     setText('missed', String(today.missed));
@@ -296,7 +360,7 @@
     tickWait();
     renderStaff(snapshot);
     renderChart(snapshot.by_hour || []);
-    if (S.namesAllowed && snapshot.per_staff.some((row) => !S.names.has(row.staff_id))) loadNames(false);
+    if (snapshot.per_staff.some((row) => !S.names.has(row.staff_id))) loadNames(false);
   }
 
   function tickWait() {
@@ -314,72 +378,107 @@
   }
 
   function staffName(id) {
-    return S.names.get(id) || `Staff #${id}`;
+    return S.names.get(id) || `#${id}`;
   }
 
+  function staffRow(row) {
+    const tr = document.createElement('tr');
+    tr.className = `row-${row.state}`;
+    tr.dataset.staffId = String(row.staff_id);
+    const cells = [
+      ['c-name', staffName(row.staff_id)],
+      ['c-state', null],
+      ['c-num', String(row.answered)],
+      ['c-num' + (row.missed ? ' missed-some' : ''), String(row.missed)],
+      ['c-num', clockText(row.talk_seconds)],
+    ];
+    for (const [cls, text] of cells) {
+      const td = document.createElement('td');
+      td.className = cls;
+      if (text === null) {
+        const pill = document.createElement('span');
+        pill.className = `state state-${row.state}`;
+        pill.dataset.state = row.state;
+        pill.textContent = STATES.includes(row.state) ? t(`state.${row.state}`) : row.state;
+        td.append(pill);
+      } else {
+        td.textContent = text;
+      }
+      if (cls === 'c-name') td.title = text;
+      tr.append(td);
+    }
+    return tr;
+  }
+
+  /** The staff table: busiest first; a team too large for the screen gets compact rows, then
+   * pages that turn every ROTATE_S seconds (a wall screen cannot scroll). */
   function renderStaff(snapshot) {
-    const rows = [...snapshot.per_staff].sort((a, b) =>
+    const rows = shownStaff(snapshot).sort((a, b) =>
       (STATE_ORDER[a.state] ?? 9) - (STATE_ORDER[b.state] ?? 9)
       || (b.answered + b.missed) - (a.answered + a.missed)
       || staffName(a.staff_id).localeCompare(staffName(b.staff_id)));
     const body = $('staff-rows');
-    const made = rows.map((row) => {
-      const tr = document.createElement('tr');
-      tr.className = `row-${row.state}`;
-      tr.dataset.staffId = String(row.staff_id);
-      const cells = [
-        ['c-name', staffName(row.staff_id)],
-        ['c-state', null],
-        ['c-num', String(row.answered)],
-        ['c-num' + (row.missed ? ' missed-some' : ''), String(row.missed)],
-        ['c-num', clockText(row.talk_seconds)],
-      ];
-      for (const [cls, text] of cells) {
-        const td = document.createElement('td');
-        td.className = cls;
-        if (text === null) {
-          const pill = document.createElement('span');
-          pill.className = `state state-${row.state}`;
-          pill.textContent = row.state;
-          td.append(pill);
-        } else {
-          td.textContent = text;
-        }
-        if (cls === 'c-name') td.title = text;
-        tr.append(td);
-      }
-      return tr;
-    });
-    if (!made.length) {
+    if (!rows.length) {
       const tr = document.createElement('tr');
       tr.className = 'empty';
       const td = document.createElement('td');
       td.colSpan = 5;
-      td.textContent = 'No staff yet';
+      td.textContent = t('staff.none');
       tr.append(td);
-      made.push(tr);
+      body.replaceChildren(tr);
+      showPage(0, 1);
+      return;
     }
-    body.replaceChildren(...made);
-    fitRows(body, made.length);
+    const pages = paginate(body, rows.map(staffRow));
+    S.page %= pages.length;
+    body.replaceChildren(...pages[S.page]);
+    showPage(S.page, pages.length);
   }
 
-  function fitRows(body, total) {
-    // A wall screen cannot scroll: show the rows that fit and say how many more there are.
+  /** The rows split into pages that each fit the table's place, measured as drawn (a long
+   * name takes two lines): all on one page at normal size if they fit, else compact rows. */
+  function paginate(body, els) {
+    const table = body.closest('table');
     const wrap = $('staff-wrap');
-    if (wrap.scrollHeight <= wrap.clientHeight) return;
-    const more = document.createElement('tr');
-    more.className = 'more';
-    const td = document.createElement('td');
-    td.colSpan = 5;
-    more.append(td);
-    body.append(more);
-    let hidden = 0;
-    while (wrap.scrollHeight > wrap.clientHeight && body.rows.length > 1) {
-      body.rows[body.rows.length - 2].remove();
-      hidden += 1;
-      td.textContent = `+ ${hidden} more`;
+    let heights = [];
+    let room = 0;
+    for (const compact of [false, true]) {
+      table.classList.toggle('compact', compact);
+      body.replaceChildren(...els);
+      room = wrap.clientHeight - table.tHead.getBoundingClientRect().height - 1;
+      heights = els.map((el) => el.getBoundingClientRect().height);
+      if (heights.reduce((a, b) => a + b, 0) <= room) return [els];
     }
-    if (hidden === 0 || hidden === total) more.remove();
+    const pages = [];
+    let page = [];
+    let used = 0;
+    els.forEach((el, i) => {
+      if (page.length && used + heights[i] > room) {
+        pages.push(page);
+        page = [];
+        used = 0;
+      }
+      page.push(el);
+      used += heights[i];
+    });
+    pages.push(page);
+    return pages;
+  }
+
+  function showPage(page, pages) {
+    const mark = $('staff-page');
+    mark.hidden = pages <= 1;
+    setText('staff-page', t('staff.page', {page: page + 1, pages}));
+    mark.title = t('staff.pageTitle', {page: page + 1, pages, s: ROTATE_S});
+    mark.dataset.page = String(page + 1);
+    mark.dataset.pages = String(pages);
+  }
+
+  function turnPage() {
+    const pages = Number($('staff-page').dataset.pages || 1);
+    if (!S.snapshot || pages <= 1) return;
+    S.page = (S.page + 1) % pages;
+    renderStaff(S.snapshot);
   }
 
   const SVG = 'http://www.w3.org/2000/svg';
@@ -423,8 +522,7 @@
     const y = (v) => top + plotH - (v / max) * plotH;
     const slot = plotW / 24;
     const barW = Math.max(2, slot * 0.4);
-    const root = svg('svg', {viewBox: `0 0 ${width} ${height}`, role: 'img',
-      'aria-label': 'Answered and missed calls per hour today'});
+    const root = svg('svg', {viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': t('chart.label')});
     root.append(svg('rect', {class: 'now-band', x: left + hour * slot, y: top, width: slot, height: plotH}));
     for (let i = 0; i <= 4; i += 1) {
       const v = (max / 4) * i;
@@ -439,7 +537,8 @@
         if (!value) continue;
         const by = y(value);
         const bar = svg('rect', {class: cls, x, y: by, width: barW, height: top + plotH - by, rx: Math.min(3, barW / 3)});
-        bar.append(svg('title', {}, `${String(h.hour).padStart(2, '0')}:00 ${cls === 'bar-answered' ? 'answered' : 'missed'} ${value}`));
+        const what = t(cls === 'bar-answered' ? 'chart.answered' : 'chart.missed');
+        bar.append(svg('title', {}, `${String(h.hour).padStart(2, '0')}:00 ${what} ${value}`));
         root.append(bar);
         if (barW >= 0.9 * fontPx) {
           root.append(svg('text', {class: 'bar-value', x: x + barW / 2, y: by - 0.3 * fontPx,
@@ -465,15 +564,19 @@
     $('clock').dateTime = now.toISOString();
     if (S.snapshot) renderChart(S.snapshot.by_hour || []); // the "now" column moves on the hour
     tickWait();
-    if (!S.ws && S.token && S.countdown) S.countdown();
+    if (!S.ws && signedIn() && S.countdown) S.countdown();
   }
 
   // ---- start ---------------------------------------------------------------------------
 
+  I18N.apply(document);
+  document.title = t('title');
+  $('lang-slot').replaceChildren(I18N.switcher());
+  $('signin-lang').replaceChildren(I18N.switcher());
   $('signin-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const token = $('signin-token').value.trim();
-    if (token) signIn(token, true);
+    if (token) signIn('token', token, true);
   });
   $('signout').addEventListener('click', signOut);
   window.addEventListener('resize', () => {
@@ -482,11 +585,37 @@
       renderChart(S.snapshot.by_hour || [], true);
     }
   });
-  setText('sl-hint', `≤ ${S.slSeconds} s`);
+  setText('sl-hint', t('sl.hint', {s: S.slSeconds}));
   tick();
   setInterval(tick, 1000);
+  setInterval(turnPage, ROTATE_S * 1000);
 
-  const initial = tokenFromUrl() || localStorage.getItem(TOKEN_KEY);
-  if (initial) signIn(initial, false);
-  else showSignIn('');
+  /** The first load: a link, a token, the session, or the way to sign in. */
+  async function boot() {
+    const link = params.get('link');
+    if (link) {
+      signIn('link', link, false);
+      return;
+    }
+    const token = params.get('token') || localStorage.getItem(TOKEN_KEY);
+    if (token) {
+      signIn('token', token, false);
+      return;
+    }
+    if (params.get('signin') === 'token') {
+      showSignIn('');
+      return;
+    }
+    let resp = null;
+    try {
+      resp = await fetch('/api/v1/wallboard', {credentials: 'same-origin', headers: {Accept: 'application/json'}});
+    } catch {
+      resp = null;
+    }
+    if (resp && resp.status === 401) toLogin();
+    else if (resp && resp.ok) signIn('session', null, false);
+    else showSignIn('');
+  }
+
+  boot();
 })();

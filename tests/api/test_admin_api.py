@@ -44,6 +44,10 @@ ADMIN_ENDPOINTS: list[tuple[str, str, Any]] = [
 ]
 
 
+# A new member (issue 9): active, role staff, no password until the admin gives one.
+NEW = {"active": True, "role": "staff", "has_password": False}
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -245,7 +249,7 @@ async def test_settings_validation(
 
 async def test_staff_create_list_and_hashed_token(client: Any, new_staff: Any) -> None:
     anna = await new_staff(client, "Anna")
-    assert set(anna) == {"id", "full_name", "email", "token"}
+    assert set(anna) == {"id", "full_name", "email", "active", "role", "has_password", "token"}
     assert (anna["full_name"], anna["email"]) == ("Anna", "anna@example.test")
     bob = await new_staff(client, "Bob")
     assert anna["token"] != bob["token"]
@@ -253,8 +257,8 @@ async def test_staff_create_list_and_hashed_token(client: Any, new_staff: Any) -
     resp = await client.get("/api/v1/staff", headers=ADMIN)
     assert await resp.json() == {
         "items": [
-            {"id": bob["id"], "full_name": "Bob", "email": "bob@example.test"},
-            {"id": anna["id"], "full_name": "Anna", "email": "anna@example.test"},
+            {"id": bob["id"], "full_name": "Bob", "email": "bob@example.test", **NEW},
+            {"id": anna["id"], "full_name": "Anna", "email": "anna@example.test", **NEW},
         ],
         "total": 2,
     }

@@ -46,6 +46,7 @@ API_MD = {
     ("post", "/api/v1/cases/{id}/messages"),
     ("post", "/api/v1/cases/{id}/calls"),
     ("get", "/api/v1/stats/{report}"),
+    ("get", "/api/v1/stats/{report}.csv"),
     ("get", "/api/v1/wallboard"),
     ("get", "/api/v1/events"),
     ("get", "/api/v1/wallboard/events"),
@@ -56,6 +57,17 @@ API_MD = {
     ("get", "/metrics"),
     ("get", "/api/v1/quarantine"),
     ("post", "/api/v1/quarantine/{id}/retry"),
+    # issue 9: sign-in, staff management, wallboard links
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/logout"),
+    ("get", "/api/v1/me"),
+    ("get", "/api/v1/directory/staff"),
+    ("patch", "/api/v1/staff/{id}"),
+    ("post", "/api/v1/staff/{id}/token"),
+    ("post", "/api/v1/wallboard/links"),
+    ("get", "/api/v1/wallboard/links"),
+    ("delete", "/api/v1/wallboard/links/{id}"),
+    ("get", "/login"),
 }
 
 
@@ -100,7 +112,13 @@ def test_auth_errors_and_examples_are_documented(doc: dict[str, Any]) -> None:
         "description": "The admin token or a staff token",
     }
     staff_put = doc["paths"]["/api/v1/staff"]["post"]
-    assert staff_put["security"] == [{"bearer": []}]
+    assert staff_put["security"] == [{"bearer": []}, {"session": []}]
+    assert schemes["session"]["in"] == "cookie"
+    assert schemes["session"]["name"] == "callrouter_session"
+    board = doc["paths"]["/api/v1/wallboard"]["get"]["security"]
+    assert board == [{"bearer": []}, {"session": []}, {"wallboard_link": []}]
+    login = doc["paths"]["/api/v1/auth/login"]["post"]
+    assert login["security"] == [] and {"401", "429"} <= set(login["responses"])
     assert {"201", "401", "403", "409", "422"} <= set(staff_put["responses"])
     error = staff_put["responses"]["409"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/Error"}

@@ -688,7 +688,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def e2e_kit() -> ModuleType:
     """This conftest module (`ServiceProcess`, `Desk`, helpers), for test modules that start
     services of their own: the directory is not an importable package, pytest loaded it."""
-    return sys.modules[__name__]
+    return _THIS
+
+
+# Kept now: other conftests are also named `conftest`, so `sys.modules[__name__]` may later be
+# another directory's.
+_THIS = sys.modules[__name__]
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,6 @@ send are posted to the webhook with the `external_id` the service gave UIS.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from callrouter.testing import uis_bodies as uis
-from callrouter.testing.fake_uis import FakeUis
+from callrouter.testing.fake_uis import FakeUisThread
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Desk, Staff
@@ -28,37 +26,12 @@ PICK_UP = "Поднятие трубки"
 RECORDING = "Записанный разговор"
 
 
-class FakeUisThread:
-    """A `FakeUis` serving from its own event loop in a daemon thread."""
-
-    def __init__(self) -> None:
-        self.fake = FakeUis(access_token=FAKE_KEY)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def _run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=10)
-
-    def start(self) -> str:
-        self.thread.start()
-        url: str = self._run(self.fake.start())
-        return url
-
-    def fail_next(self, mnemonic: str) -> None:
-        self.loop.call_soon_threadsafe(self.fake.fail_next, mnemonic)
-
-    def stop(self) -> None:
-        self._run(self.fake.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def uis_api(shared_desk: Desk) -> Iterator[FakeUisThread]:
     """The fake Call API, set as the integration's for this module (then set back)."""
     desk = shared_desk
-    fake = FakeUisThread()
-    url = fake.start()
+    fake = FakeUisThread(FAKE_KEY)
+    url = fake.url
     before = desk.admin.get("/api/v1/integrations/uis").json
     resp = desk.admin.put(
         "/api/v1/integrations/uis",
@@ -77,7 +50,7 @@ def uis_api(shared_desk: Desk) -> Iterator[FakeUisThread]:
                 "call_api_url": before["call_api_url"],
             },
         )
-        fake.stop()
+        fake.close()
 
 
 @dataclass
@@ -198,7 +171,7 @@ def test_r18_uis_refusal_is_a_502_with_the_mnemonic(
     given = missed_pool.pop()
     anna, case = given.staff, given.case
     asked = len(uis_api.fake.calls)
-    uis_api.fail_next("employee_not_found")
+    uis_api.apply(lambda fake: fake.fail_next("employee_not_found"))
     resp = anna.api.post(f"/api/v1/cases/{case['id']}/calls", {})
     assert resp.status == 502, resp
     assert resp.json["error"]["code"] == "employee_not_found"
