@@ -26,6 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
         database_url=args.database_url,
         redis_url=args.redis_url,
         public_url=args.public_url,
+        data_api_url=args.data_api_url,
         ray_address=args.ray_address,
         shards=args.shards,
         statistics=not args.no_stats,
@@ -89,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         "--public-url",
         default=None,
         help="the address UIS reaches this service at (https://host); default: the request's",
+    )
+    serve.add_argument(
+        "--data-api-url",
+        default=None,
+        help="the UIS Data API (import of operators); default: beside the Call API URL "
+        "(https://dataapi.uiscom.ru/v2.0)",
     )
     serve.add_argument(
         "--ray-address", default=None, help="join this Ray cluster; default: a local Ray"

@@ -110,7 +110,9 @@ _MESSAGES: Final[Mapping[str, str]] = {
 # What the admin reads when the key check (`check_access`) fails: the admin is the one who can
 # fix it, so each says where. The guide's words for UIS's menus, in English.
 _URL_HINT = "The usual Call API URL is https://callapi.uiscom.ru/v4.0."
-_ADMIN_MESSAGES: Final[Mapping[str, str]] = {
+# The key, its IP allow list and the account are the same for the Call API and the Data API
+# (UIS.md), so what the admin reads about them is shared (`callrouter.dataapi`).
+KEY_ADMIN_MESSAGES: Final[Mapping[str, str]] = {
     "access_token_invalid": "UIS does not know this API key. Copy the key again from UIS "
     "(Administrator → User management → the user → Use API key), the whole key without spaces, "
     "and save it.",
@@ -123,12 +125,15 @@ _ADMIN_MESSAGES: Final[Mapping[str, str]] = {
     "ip_not_whitelisted": "UIS refuses requests from this server's IP address.{seen} In UIS, add "
     "it under Administrator → Account → Security rules and settings → API (the guide adds "
     "0.0.0.0/0), then check again.",
+    "account_inactive": "The UIS account is disabled. Contact UIS support.",
+}
+_ADMIN_MESSAGES: Final[Mapping[str, str]] = {
+    **KEY_ADMIN_MESSAGES,
     "forbidden": "UIS took the key, but its user may not use the Call API. In UIS, give the key's "
     "user access to the Call API (User management), then check again.",
     "component_disabled": "The key works, but the Call API is not enabled on the UIS account. "
     "Turn on «Call API Базовый набор» and «Call API Управление вызовами» (Administrator → "
     "Account → Tariff and options).",
-    "account_inactive": "The UIS account is disabled. Contact UIS support.",
     "virtual_phone_number_not_found": "The key works, but this virtual phone number is not one "
     "of the UIS account's. Enter one of the account's virtual numbers, digits only "
     "(e.g. 74951234567).",
@@ -313,29 +318,9 @@ class CallApiClient:
         return _call_session_id(*await self._exchange(METHOD, params))
 
     async def _exchange(self, method: str, params: Mapping[str, Any]) -> tuple[int, bytes, Any]:
-        """One JSON-RPC request: (HTTP status, raw answer, its `result`); UIS errors and
-        transport problems raise CallApiError."""
-        body = orjson.dumps(
-            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        return await rpc_exchange(
+            self._session, self._url, method, params, next(self._ids), self._timeout
         )
-        try:
-            async with self._session.post(
-                self._url, data=body, headers=_HEADERS, timeout=self._timeout
-            ) as response:
-                status = response.status
-                raw = await response.read()
-        # Order matters: a connect timeout is a TimeoutError too, but nothing was sent, so it
-        # is safe to retry; any later timeout may come after UIS already started the call.
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise _transport_error("uis_unreachable", repr(exc), retryable=True) from exc
-        except TimeoutError as exc:
-            raise _transport_error("uis_timeout", repr(exc), retryable=False) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise _transport_error("uis_unreachable", repr(exc), retryable=True) from exc
-        except aiohttp.ClientError as exc:
-            # The connection broke after the request went out: outcome unknown, don't resend.
-            raise _transport_error("uis_bad_response", repr(exc), retryable=False) from exc
-        return status, raw, _result(status, raw)
 
     async def check_access(self, virtual_phone_number: str | None = None) -> AccessCheck:
         """Whether UIS takes this key from this server, without placing a call (the admin's
@@ -361,6 +346,36 @@ class CallApiClient:
         return AccessCheck(
             active_calls=len(data), limits=limits if isinstance(limits, dict) else None
         )
+
+
+async def rpc_exchange(
+    session: aiohttp.ClientSession,
+    url: str,
+    method: str,
+    params: Mapping[str, Any],
+    request_id: int,
+    timeout: aiohttp.ClientTimeout,
+) -> tuple[int, bytes, Any]:
+    """One UIS JSON-RPC 2.0 request (Call API or Data API): (HTTP status, raw answer, its
+    `result`). UIS errors and transport problems raise CallApiError, `retryable` as for a
+    request that may have acted (a reader may retry more: `callrouter.dataapi`)."""
+    body = orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+    try:
+        async with session.post(url, data=body, headers=_HEADERS, timeout=timeout) as response:
+            status = response.status
+            raw = await response.read()
+    # Order matters: a connect timeout is a TimeoutError too, but nothing was sent, so it
+    # is safe to retry; any later timeout may come after UIS already started the call.
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise _transport_error("uis_unreachable", repr(exc), retryable=True) from exc
+    except TimeoutError as exc:
+        raise _transport_error("uis_timeout", repr(exc), retryable=False) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise _transport_error("uis_unreachable", repr(exc), retryable=True) from exc
+    except aiohttp.ClientError as exc:
+        # The connection broke after the request went out: outcome unknown, don't resend.
+        raise _transport_error("uis_bad_response", repr(exc), retryable=False) from exc
+    return status, raw, _result(status, raw)
 
 
 def _result(status: int, raw: bytes) -> Any:
@@ -404,12 +419,15 @@ def refused_ip(exc: CallApiError) -> str | None:
     return found.group(1) if found else None
 
 
-def admin_message(exc: CallApiError) -> str:
-    """What the admin reads when the key check fails: what is wrong and where to fix it (the
-    staff-facing `exc.message` tells staff to ask an admin, who is the reader here)."""
-    message = _ADMIN_MESSAGES.get(exc.code)
+def admin_message(
+    exc: CallApiError, messages: Mapping[str, str] = _ADMIN_MESSAGES, what: str = "the check"
+) -> str:
+    """What the admin reads when the key check (or another admin request, given its
+    `messages` and `what`) fails: what is wrong and where to fix it (the staff-facing
+    `exc.message` tells staff to ask an admin, who is the reader here)."""
+    message = messages.get(exc.code)
     if message is None:
         said = f": {exc.detail.rstrip('.')}." if exc.detail else "."
-        return f"UIS refused the check ({exc.code}){said} Check the integration settings."
+        return f"UIS refused {what} ({exc.code}){said} Check the integration settings."
     ip = refused_ip(exc)
     return message.format(seen=f" UIS saw the request come from {ip}." if ip else "")

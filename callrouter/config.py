@@ -18,6 +18,7 @@ class Settings:
     database_url: str | None = None
     redis_url: str | None = None
     public_url: str | None = None  # the base of the webhook URL shown to the admin
+    data_api_url: str | None = None  # UIS Data API; None: derived from the Call API URL
     ray_address: str | None = None
     shards: int = 2
     statistics: bool = True  # off: no statistics actor (benchmarks of their cost)

@@ -21,6 +21,7 @@ from callrouter.http import (
     meta,
     metrics,
     openapi,
+    operator_import,
     oplog,
     pages,
     quarantine,
@@ -41,6 +42,7 @@ from callrouter.http.keys import (
     ADMIN_TOKEN,
     CLUSTER,
     CONTROL,
+    DATA_API_URL,
     DB,
     HUB,
     PUBLIC_URL,
@@ -77,6 +79,7 @@ def create_app(settings: Settings, admin_token: str) -> web.Application:
     app[ADMIN_TOKEN] = admin_token
     app[metrics.METRICS] = metrics.Metrics()  # a registry per app, not prometheus' global one
     app[PUBLIC_URL] = settings.public_url
+    app[DATA_API_URL] = settings.data_api_url
     app[HUB] = Hub()
     app.cleanup_ctx.append(_resources(settings))
     app.cleanup_ctx.append(wallboard.feed_ctx)
@@ -101,6 +104,7 @@ def create_app(settings: Settings, admin_token: str) -> web.Application:
         staff_admin,
         wallboard_links,
         uis_check,
+        operator_import,
         worklist,
     )
     for module in modules:

@@ -47,3 +47,7 @@ HUB: web.AppKey[Hub] = web.AppKey("hub")
 HTTP_CLIENT = web.AppKey("http_client", ClientSession)
 WALLBOARD_FEED: web.AppKey[WallboardFeed] = web.AppKey("wallboard_feed")
 PUBLIC_URL: web.AppKey[str | None] = web.AppKey("public_url")  # the base UIS posts to
+# The Data API URL when set by `serve --data-api-url`; else derived from the Call API URL.
+DATA_API_URL: web.AppKey[str | None] = web.AppKey("data_api_url")
+# Seconds before asking again after `limit_exceeded` (doubling); tests make it short.
+DATA_API_LIMIT_BACKOFF = web.AppKey("data_api_limit_backoff", float)

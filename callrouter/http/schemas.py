@@ -707,3 +707,57 @@ class NewLink(LinkOut):
         description="the wallboard page with the link's secret (`/wallboard?link=…`), absolute;"
         " shown this once"
     )
+
+
+# --- import of operators from UIS (issue 11) -------------------------------------------------
+
+
+class ImportedEmployee(Out):
+    """A UIS employee (`get.employees`), its mapping here, and the staff member proposed."""
+
+    employee_id: int
+    full_name: str
+    email: str | None
+    groups: list[str]
+    phones: list[str] = Field(
+        description="as UIS writes them (a dial suffix such as `74955140578...2345` kept), "
+        "active ones first"
+    )
+    extension: str | None
+    mapped: bool = Field(description="whether this employee has an operator row here")
+    staff_id: int | None = Field(description="the staff member it is mapped to now")
+    proposed_staff_id: int | None = Field(
+        description="who it probably is: the active staff member with its email (any case), "
+        "else the one with its name (case, «ё» and word order ignored; none when two share it)"
+    )
+    proposed_by: Literal["email", "name"] | None
+
+
+class EmployeeList(Out):
+    """Every employee of the UIS account, in UIS's order (all pages read)."""
+
+    items: list[ImportedEmployee]
+    total: int = Field(ge=0)
+
+
+ImportPhone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class ImportMapping(Body):
+    employee_id: Id
+    staff_id: Id | None = Field(description="the staff member, or null to unmap")
+    full_name: Text | None = Field(None, description="the employee's name, as the list showed it")
+    phones: list[ImportPhone] | None = Field(
+        None, max_length=50, description="the employee's phones, kept for routing callers"
+    )
+
+
+class OperatorImportIn(Body):
+    """Mappings to apply at once: one transaction, one reload of the operators everywhere."""
+
+    mappings: list[ImportMapping] = Field(min_length=1, max_length=10_000)
+
+
+class OperatorImported(Out):
+    mapped: int = Field(ge=0, description="operators now mapped to a staff member")
+    unmapped: int = Field(ge=0, description="operators now unmapped")

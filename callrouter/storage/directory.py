@@ -421,6 +421,51 @@ async def operator_map(session: AsyncSession) -> dict[int, int]:
     return {employee_id: staff_id for employee_id, staff_id in rows.tuples() if staff_id}
 
 
+async def import_operators(
+    session: AsyncSession, rows: Sequence[tuple[int, int | None, str | None, list[str] | None]]
+) -> dict[str, int]:
+    """`POST /api/v1/operators/import`: many (employee_id, staff_id or None, full_name,
+    phones) at once, in the caller's one transaction (issue 11). Nothing is written when a
+    staff id is unknown (422 `unknown_staff`). A name or phones left None keep what the row
+    had. Answers how many rows were mapped and unmapped."""
+    wanted = {staff_id for _, staff_id, _, _ in rows if staff_id is not None}
+    known = set(await session.scalars(select(Staff.id).where(Staff.id.in_(wanted))))
+    if missing := sorted(wanted - known):
+        raise InvalidError("unknown_staff", f"No staff member {missing[0]}.")
+    insert = _insert(session)
+    # SQLite takes at most 32,766 parameters a statement: 4 a row, in slices well under it.
+    for start in range(0, len(rows), 1000):
+        values = [
+            {"employee_id": e, "staff_id": s, "full_name": n, "phones": p}
+            for e, s, n, p in rows[start : start + 1000]
+        ]
+        stmt = insert(Operator).values(values)
+        excluded = stmt.excluded
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["employee_id"],
+                set_={
+                    "staff_id": excluded.staff_id,
+                    "full_name": func.coalesce(excluded.full_name, Operator.full_name),
+                    "phones": func.coalesce(excluded.phones, Operator.phones),
+                },
+            )
+        )
+    mapped = sum(1 for _, staff_id, _, _ in rows if staff_id is not None)
+    return {"mapped": mapped, "unmapped": len(rows) - mapped}
+
+
+async def all_operators(session: AsyncSession) -> dict[int, int | None]:
+    """employee_id → staff_id (None: unmapped) for every operator row."""
+    rows = await session.execute(select(Operator.employee_id, Operator.staff_id))
+    return dict(rows.tuples().all())
+
+
+async def all_staff(session: AsyncSession) -> list[Staff]:
+    """Every staff member by id (the import's proposals compare against all of them)."""
+    return list(await session.scalars(select(Staff).order_by(Staff.id)))
+
+
 # --- users (R7) ---------------------------------------------------------------------------
 
 

@@ -109,6 +109,10 @@ class Operator(Base):
     __tablename__ = "operators"
     employee_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    # As UIS's get.employees last told the import (issue 11); null for rows mapped by hand.
+    # The phones are for routing callers to their own agent (decisions.md 40).
+    full_name: Mapped[str | None] = mapped_column(String(200))
+    phones: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class Field(Base):

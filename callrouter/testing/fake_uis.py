@@ -1,7 +1,9 @@
-"""A fake UIS Call API: a real aiohttp JSON-RPC server on a local port (R18, UIS.md "Call API").
+"""A fake UIS Call API and Data API: a real aiohttp JSON-RPC server on a local port (R18, UIS.md
+"Call API", "Data API v2.0").
 
-It validates `start.employee_call` and `list.calls` (the admin's key check) requests the way UIS
-documents them (JSON-RPC envelope, method, `access_token`, required and typed params, unknown
+It validates `start.employee_call` and `list.calls` (the admin's key check) at `/v4.0`, and the
+Data API's `get.employees` (the import of operators, paged by `limit`/`offset`, answering the
+configurable `employees`) at `/v2.0`, the way UIS documents them (JSON-RPC envelope, method, `access_token`, required and typed params, unknown
 params, the account's IP allow list) and answers with UIS's success and error shapes. Tests
 script the next answers with `fail_next`, `delay_next` and `garble_next`, and read what arrived
 in `requests` (bodies) and `headers`.
@@ -9,7 +11,8 @@ in `requests` (bodies) and `headers`.
     async with FakeUis(access_token="k") as fake:
         client = CallApiClient(session, fake.url, "k")
 
-Standalone, for manual runs: `python -m callrouter.testing.fake_uis --port 8765 --access-token K`.
+Standalone, for manual runs: `python -m callrouter.testing.fake_uis --port 8765 --access-token K
+--demo-employees` (or `--employees FILE.json`, a list in `get.employees`' shape).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, TypeAlias
 
@@ -32,6 +36,9 @@ from aiohttp import web
 log = logging.getLogger(__name__)
 
 PATH: Final = "/v4.0"
+DATA_PATH: Final = "/v2.0"  # the Data API, on the same server (callrouter.dataapi.data_api_url)
+MAX_DATA_LIMIT: Final = 10000
+MAX_DATA_OFFSET: Final = 100000
 FIRST_CALL_SESSION_ID: Final = 237859081
 DAY_LIMIT: Final = 10000
 MINUTE_LIMIT: Final = 100
@@ -79,6 +86,15 @@ _TEXTS: Final = {
 
 _METHOD: Final = "start.employee_call"
 _LIST_METHOD: Final = "list.calls"
+_EMPLOYEES: Final = "get.employees"
+_EMPLOYEES_TYPES: Final[dict[str, type]] = {
+    "access_token": str,
+    "limit": int,
+    "offset": int,
+    "filter": dict,
+    "fields": list,
+    "sort": list,
+}
 _LIST_TYPES: Final[dict[str, type]] = {
     "access_token": str,
     "direction": str,
@@ -158,6 +174,8 @@ class FakeUis:
         self.virtual_phone_numbers = virtual_phone_numbers
         self.allowed_ips = allowed_ips
         self.active_calls: list[dict[str, Any]] = []
+        # What `get.employees` answers, in UIS's shape (`employee(...)` builds one).
+        self.employees: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         # (call_session_id, params) of every call the fake "started", for driving notifications.
@@ -175,12 +193,18 @@ class FakeUis:
             raise RuntimeError("FakeUis is not started")
         return self._url
 
+    @property
+    def data_url(self) -> str:
+        """The Data API URL (same server, `/v2.0`); only while started."""
+        return self.url.removesuffix(PATH) + DATA_PATH
+
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on host:port (0 picks a free port); return the Call API URL."""
         if self._runner is not None:
             raise RuntimeError("FakeUis is already started")
         app = web.Application()
         app.router.add_post(PATH, self._handle)
+        app.router.add_post(DATA_PATH, self._handle)
         # handler_cancellation: a client that timed out leaves, like it would at UIS; the short
         # shutdown_timeout keeps stop() from waiting a minute on a delayed answer.
         runner = web.AppRunner(
@@ -255,14 +279,17 @@ class FakeUis:
             )
         elif isinstance(script, _Fail):
             return self._error(request_id, script.rpc_code, script.mnemonic, None, None)
-        refusal = self._validate(body, request.remote)
+        data_api = request.path == DATA_PATH
+        refusal = self._validate(body, request.remote, data_api)
         if refusal is not None:
             return self._refuse(request_id, refusal)
+        if data_api:
+            return self._get_employees(request_id, body["params"])
         if body["method"] == _LIST_METHOD:
             return self._list_calls(request_id)
         return self._start_call(request_id, body["params"])
 
-    def _validate(self, body: Any, remote: str | None) -> _Refusal | None:
+    def _validate(self, body: Any, remote: str | None, data_api: bool) -> _Refusal | None:
         """What UIS would refuse in this request from `remote`, or None."""
         if isinstance(body, list):
             return _Refusal("batch_opreations_not_supported")
@@ -271,7 +298,7 @@ class FakeUis:
         if "id" not in body:
             return _Refusal("notifications_not_supported")
         method = body.get("method")
-        if method not in (_METHOD, _LIST_METHOD):
+        if method not in ((_EMPLOYEES,) if data_api else (_METHOD, _LIST_METHOD)):
             return _Refusal("method_not_found", "method", method)
         params = body.get("params")
         if not isinstance(params, dict):
@@ -280,9 +307,38 @@ class FakeUis:
             return _Refusal("access_token_invalid")
         if self.allowed_ips is not None and remote not in self.allowed_ips:
             return _Refusal("ip_not_whitelisted", text=f"Your IP {remote} is not whitelisted")
+        if method == _EMPLOYEES:
+            return self._validate_employees_params(params)
         if method == _LIST_METHOD:
             return self._validate_list_params(params)
         return self._validate_params(params)
+
+    @staticmethod
+    def _validate_employees_params(params: dict[str, Any]) -> _Refusal | None:
+        for name, value in params.items():
+            if name not in _EMPLOYEES_TYPES:
+                return _Refusal("unexpected_parameters", name, value)
+            if not _has_type(value, _EMPLOYEES_TYPES[name]):
+                return _Refusal("data_type_error", name, value)
+        limit = params.get("limit", MAX_DATA_LIMIT)
+        if not 1 <= limit <= MAX_DATA_LIMIT:
+            return _Refusal("invalid_parameter_value", "limit", limit)
+        offset = params.get("offset", 0)
+        if not 0 <= offset <= MAX_DATA_OFFSET:
+            return _Refusal("invalid_parameter_value", "offset", offset)
+        return None
+
+    def _get_employees(self, request_id: Any, params: dict[str, Any]) -> web.Response:
+        offset = params.get("offset", 0)
+        chunk = self.employees[offset : offset + params.get("limit", MAX_DATA_LIMIT)]
+        metadata = {
+            "api_version": "2.0",
+            "total_items": len(self.employees),
+            "limits": self._limits(),
+        }
+        return _json(
+            {"jsonrpc": "2.0", "id": request_id, "result": {"data": chunk, "metadata": metadata}}
+        )
 
     def _validate_list_params(self, params: dict[str, Any]) -> _Refusal | None:
         for name, value in params.items():
@@ -410,6 +466,52 @@ class FakeUisThread:
         self.loop.close()
 
 
+def employee(
+    employee_id: int,
+    full_name: str,
+    email: str | None = None,
+    *,
+    groups: Sequence[str] = (),
+    phones: Sequence[str] = (),
+    extension: str | None = None,
+) -> dict[str, Any]:
+    """One `get.employees` item in UIS's shape (UIS.md); the phones are active."""
+    return {
+        "id": employee_id,
+        "full_name": full_name,
+        "email": email,
+        "status": "available",
+        "groups": [
+            {"group_id": 100 + i, "group_name": name} for i, name in enumerate(groups, start=1)
+        ],
+        "phone_numbers": [{"phone_number": p, "status": "active"} for p in phones],
+        "extension": {"extension_phone_number": extension} if extension else None,
+    }
+
+
+def demo_employees() -> list[dict[str, Any]]:
+    """A few employees to try the import with (`--demo-employees`)."""
+    return [
+        employee(
+            1001,
+            "Анна Смирнова",
+            "anna@example.test",
+            groups=["Поддержка"],
+            phones=["79161234567"],
+            extension="101",
+        ),
+        employee(
+            1002,
+            "Иван Петров",
+            "IVAN@example.test",
+            groups=["Поддержка", "Продажи"],
+            phones=["79031505050", "74955140578...2345"],
+            extension="102",
+        ),
+        employee(1003, "Мария Кузнецова", None, groups=["Продажи"], phones=["79261112233"]),
+    ]
+
+
 def _json(answer: dict[str, Any]) -> web.Response:
     return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
@@ -421,15 +523,16 @@ def _masked(body: Any) -> Any:
     return body
 
 
-async def _serve(host: str, port: int, access_token: str) -> None:
+async def _serve(host: str, port: int, access_token: str, employees: list[dict[str, Any]]) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     # SIGTERM too, so scripts and process managers stop it cleanly, not only Ctrl-C.
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     fake = FakeUis(access_token)
+    fake.employees = employees
     url = await fake.start(host, port)
-    print(f"fake UIS Call API at {url}", flush=True)
+    print(f"fake UIS Call API at {url}, Data API at {fake.data_url}", flush=True)
     try:
         await stopping.wait()
     finally:
@@ -439,14 +542,24 @@ async def _serve(host: str, port: int, access_token: str) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the fake standalone until interrupted."""
     parser = argparse.ArgumentParser(
-        description="Fake UIS Call API (start.employee_call, list.calls)."
+        description="Fake UIS Call API (start.employee_call, list.calls) and Data API "
+        "(get.employees)."
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--access-token", required=True, help="the key clients must send")
+    parser.add_argument(
+        "--employees", type=Path, help="a JSON file: the list get.employees answers (UIS's shape)"
+    )
+    parser.add_argument(
+        "--demo-employees", action="store_true", help="answer get.employees with three samples"
+    )
     args = parser.parse_args(argv)
+    employees = demo_employees() if args.demo_employees else []
+    if args.employees is not None:
+        employees = orjson.loads(args.employees.read_bytes())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    asyncio.run(_serve(args.host, args.port, args.access_token))
+    asyncio.run(_serve(args.host, args.port, args.access_token, employees))
 
 
 if __name__ == "__main__":

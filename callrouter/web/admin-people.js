@@ -2,6 +2,7 @@
  * to them (R2), chosen by name so that a mapping never silently names the wrong person. */
 
 import {$, all, api, el, flash, pager, showError} from './admin-api.js';
+import {initImport} from './admin-import.js';
 
 const t = (key, vars) => window.I18N.t(key, vars);
 const PAGE = 20;
@@ -14,6 +15,7 @@ export async function initPeople() {
   $('#staff-form').addEventListener('submit', (event) => { event.preventDefault(); addStaff(); });
   $('#operator-form').addEventListener('submit', (event) => { event.preventDefault(); addOperator(); });
   $('#new-token-close').addEventListener('click', () => { $('#new-token').hidden = true; });
+  initImport({staff: () => everyone, label: staffLabel, applied: () => loadOperators(0)});
   await loadEveryone();
   await Promise.all([loadStaff(), loadOperators()]);
 }

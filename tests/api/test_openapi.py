@@ -68,6 +68,9 @@ API_MD = {
     ("get", "/api/v1/wallboard/links"),
     ("delete", "/api/v1/wallboard/links/{id}"),
     ("get", "/login"),
+    # issue 11: operators imported from UIS
+    ("get", "/api/v1/operators/import"),
+    ("post", "/api/v1/operators/import"),
 }
 
 

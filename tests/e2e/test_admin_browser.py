@@ -27,7 +27,7 @@ import pytest
 
 from callrouter.domain.templates import GUIDE_ORDER, NAMES
 from callrouter.testing import uis_bodies as uis
-from callrouter.testing.fake_uis import FakeUisThread
+from callrouter.testing.fake_uis import FakeUisThread, demo_employees
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -317,6 +317,58 @@ def test_03_staff_and_operators(tab: Tab, admin_api: Any) -> None:
         {"employee_id": 1001, "staff_id": staff["Иван Петров"]["id"]}
     ]
     tab.shot("06-operator-mapped")
+
+
+def test_03b_import_operators_from_uis(tab: Tab, uis_api: FakeUisThread, admin_api: Any) -> None:
+    """«Импорт из UIS» lists the fake UIS's employees with their groups and phones, the staff
+    member proposed by email preselected, the current mapping kept; «Применить» maps them all
+    in one request, phones included."""
+    page = tab.page
+    staff = {s["full_name"]: s["id"] for s in admin_api.get("/api/v1/staff").json["items"]}
+    # 1001 is mapped to Иван by now (test 03): importing must not silently re-map it.
+    uis_api.apply(lambda f: setattr(f, "employees", demo_employees()))
+    operators = tab.section("operators")
+    operators.get_by_role("button", name="Импорт из UIS").click()
+    box = page.get_by_test_id("import")
+    ui(box).to_be_visible()
+    ui(page.locator("#import-status")).to_have_text(
+        "Сотрудников в UIS: 3, предложено сопоставлений: 2."
+    )
+    rows = box.locator("#import-rows tr")
+    ui(rows).to_have_count(3)
+    anna, ivan, maria = (box.locator(f'tr[data-employee-id="{i}"]') for i in (1001, 1002, 1003))
+    ui(anna.locator("select")).to_have_value(str(staff["Иван Петров"]))
+    ui(anna.locator("td").nth(5)).to_have_text("Иван Петров")
+    ui(ivan.locator("select")).to_have_value(str(staff["Иван Петров"]))
+    ui(ivan).to_contain_text("совпал email")
+    ui(ivan).to_contain_text("Поддержка, Продажи")
+    ui(ivan).to_contain_text("74955140578...2345")
+    ui(maria.locator("select")).to_have_value("")
+    ui(maria.locator("td").nth(5)).to_have_text("нет")
+    # The admin corrects 1001 to Анна and gives Мария to Анна too.
+    anna.locator("select").select_option(label="Анна Смирнова · anna@example.test")
+    maria.locator("select").select_option(label="Анна Смирнова · anna@example.test")
+    tab.shot("06b-import-from-uis")
+    box.get_by_role("button", name="Применить").click()
+    ui(page.locator("#import-status")).to_have_text("Готово: сопоставлено 3, без сотрудника 0.")
+    ui(box).to_be_hidden()
+    assert admin_api.get("/api/v1/operators").json["items"] == [
+        {"employee_id": 1001, "staff_id": staff["Анна Смирнова"]},
+        {"employee_id": 1002, "staff_id": staff["Иван Петров"]},
+        {"employee_id": 1003, "staff_id": staff["Анна Смирнова"]},
+    ]
+    ui(page.locator('#operator-rows tr[data-employee-id="1003"] select')).to_have_value(
+        str(staff["Анна Смирнова"])
+    )
+    tab.shot("06c-imported")
+    # A wrong key is explained, in Russian.
+    uis_api.apply(lambda f: setattr(f, "access_token", "rotated-in-uis"))
+    try:
+        operators.get_by_role("button", name="Импорт из UIS").click()
+        ui(page.get_by_test_id("import-error")).to_contain_text("UIS не знает этот API-ключ")
+    finally:
+        uis_api.apply(lambda f: setattr(f, "access_token", FAKE_KEY))
+    tab.shot("06d-import-wrong-key")
 
 
 def test_04_staff_access(tab: Tab, admin_api: Any) -> None:

@@ -83,6 +83,11 @@ def _schemathesis(base: str, token: str, report: Path) -> subprocess.CompletedPr
             # WebSockets: a plain GET is a 400, which the document says; nothing more to learn.
             "--exclude-path-regex",
             "/events$",
+            # Asks UIS's Data API at the integration's address, which the admin's run sets at
+            # random: its 502 (UIS unreachable) is the documented answer, not a server error.
+            # tests/api/test_operator_import.py covers it against the fake UIS.
+            "--exclude-operation-id",
+            "get_employees",
             "--no-color",
         ],
         capture_output=True,
