@@ -44,19 +44,32 @@ async def _acting(request: web.Request) -> web.Response:
     return json_response({"staff_id": await require_staff(request)})
 
 
-def make_app(db: Database, control: RecordingControl) -> web.Application:
-    """The routes under test, wired as the real app factory wires them."""
+def base_app(db: Database, control: RecordingControl) -> web.Application:
+    """What every route needs, wired as the real app factory wires it: the error shape, the
+    database, the writer's part (in this process), the control plane, the admin token."""
     app = web.Application(middlewares=[error_middleware])
     app[DB] = db
-    app[STORE] = LocalStore(db)  # the writer's part, in this process
+    app[STORE] = LocalStore(db)
     app[CONTROL] = control
     app[ADMIN_TOKEN] = ADMIN_TOKEN_VALUE
+    return app
+
+
+def make_app(db: Database, control: RecordingControl) -> web.Application:
+    """The admin and users routes on `base_app`."""
+    app = base_app(db, control)
     app.add_routes(admin.routes)
     app.add_routes(users.routes)
     # Probes for the auth helpers that no route of these modules uses.
     app.router.add_get("/test/whoami", _whoami)
     app.router.add_post("/test/acting", _acting)
     return app
+
+
+@pytest.fixture
+def app_base() -> Callable[[Database, RecordingControl], web.Application]:
+    """`base_app`, for modules that add routes of their own (a conftest is not importable)."""
+    return base_app
 
 
 @pytest.fixture

@@ -18,11 +18,9 @@ from callrouter.callapi import CallApiError
 from callrouter.dataapi import DataApiClient, data_api_url, parse_employee
 from callrouter.domain.operator_match import Matcher, StaffRef, name_key
 from callrouter.http import admin, dial, operator_import
-from callrouter.http.errors import error_middleware
-from callrouter.http.keys import ADMIN_TOKEN, CONTROL, DATA_API_LIMIT_BACKOFF, DB, STORE
+from callrouter.http.keys import DATA_API_LIMIT_BACKOFF
 from callrouter.storage import directory
 from callrouter.storage.engine import Database
-from callrouter.storage.local import LocalStore
 from callrouter.testing.fake_uis import FakeUis, employee
 
 ADMIN_TOKEN_VALUE = "admin-secret"
@@ -38,12 +36,9 @@ async def client(
     aiohttp_client: Callable[[web.Application], Awaitable[Client]],
     sqlite_database: Database,
     control: Any,
+    app_base: Callable[[Database, Any], web.Application],
 ) -> Client:
-    app = web.Application(middlewares=[error_middleware])
-    app[DB] = sqlite_database
-    app[STORE] = LocalStore(sqlite_database)
-    app[CONTROL] = control
-    app[ADMIN_TOKEN] = ADMIN_TOKEN_VALUE
+    app = app_base(sqlite_database, control)
     app[DATA_API_LIMIT_BACKOFF] = LIMIT_BACKOFF
     app.cleanup_ctx.append(dial.http_client)
     app.add_routes(admin.routes)

@@ -16,10 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from callrouter.domain.templates import NAMES, TEMPLATES
 from callrouter.http import admin, dial, uis_check
-from callrouter.http.errors import error_middleware
-from callrouter.http.keys import ADMIN_TOKEN, CONTROL, DB, STORE
 from callrouter.storage.engine import Database
-from callrouter.storage.local import LocalStore
 from callrouter.testing.fake_uis import FakeUis
 
 ADMIN_TOKEN_VALUE = "admin-secret"
@@ -45,13 +42,10 @@ async def client(
     aiohttp_client: Callable[[web.Application], Awaitable[Client]],
     sqlite_database: Database,
     control: Any,
+    app_base: Callable[[Database, Any], web.Application],
 ) -> Client:
     """The admin routes and the UIS helpers, with the app's outgoing HTTP session."""
-    app = web.Application(middlewares=[error_middleware])
-    app[DB] = sqlite_database
-    app[STORE] = LocalStore(sqlite_database)
-    app[CONTROL] = control
-    app[ADMIN_TOKEN] = ADMIN_TOKEN_VALUE
+    app = app_base(sqlite_database, control)
     app.cleanup_ctx.append(dial.http_client)
     app.add_routes(admin.routes)
     app.add_routes(uis_check.routes)
