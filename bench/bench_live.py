@@ -9,9 +9,12 @@
 of `--consoles` UIS employees, then sends generated traffic (`generate_traffic.py`) at a steady
 `--rate` notifications/s from a separate sender process, each call's bodies in order at their
 traffic times. For every ringing leg it records when the post left; each console records when
-its `call.ringing` frame came. Prints the popup latency (post sent → frame received on that
-staff member's WebSocket) percentiles, how many popups never came, the webhook latency, and the
-`bare` reference endpoint's answer time at the same rate (measured first, same sender). With `--two-frontends`
+its `call.ringing` frame came, and one open wallboard records when each frame came and who it
+showed busy. Prints the popup latency (post sent → frame received on that
+staff member's WebSocket) percentiles, how many popups never came, the wallboard latency (post
+sent → first frame showing that staff member busy, for rings of someone shown idle), the webhook
+latency, and the `bare` reference endpoint's answer time at the same rate (measured first, same
+sender). With `--two-frontends`
 the webhooks go to one service and the consoles to a second one on the same PostgreSQL
 database, the popups crossing through Redis.
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import multiprocessing
 import os
 import sys
@@ -157,10 +161,13 @@ async def collect(proc: Any, pipe: Any) -> dict[str, Any]:
 # -- popups -------------------------------------------------------------------------------------
 
 
-async def setup_staff(url: str, employees: int, virtual_number: str) -> tuple[str, dict[int, str]]:
-    """Enable the integration, one staff member per employee; returns the webhook path and
-    employee id → that staff member's token."""
+async def setup_staff(
+    url: str, employees: int, virtual_number: str
+) -> tuple[str, dict[int, str], dict[int, int]]:
+    """Enable the integration, one staff member per employee; returns the webhook path,
+    employee id → that staff member's token, and employee id → staff id."""
     tokens: dict[int, str] = {}
+    staff_ids: dict[int, int] = {}
     async with aiohttp.ClientSession(headers=ADMIN) as s:
         integration = {"api_key": "bench", "virtual_phone_number": virtual_number}
         async with s.put(url + "/api/v1/integrations/uis", json=integration) as r:
@@ -176,9 +183,10 @@ async def setup_staff(url: str, employees: int, virtual_number: str) -> tuple[st
                 async with s.put(f"{url}/api/v1/operators/{employee}", json=operator) as r:
                     r.raise_for_status()
             tokens[employee] = staff["token"]
+            staff_ids[employee] = staff["id"]
 
         await asyncio.gather(*(one(FIRST_EMPLOYEE + i) for i in range(employees)))
-    return path, tokens
+    return path, tokens, staff_ids
 
 
 async def console(
@@ -203,6 +211,44 @@ async def console(
                 seen.setdefault((int(event["call_session_id"]), employee), time.time())
 
 
+async def wallboard(
+    session: aiohttp.ClientSession, url: str, frames: list[tuple[float, frozenset[int]]]
+) -> None:
+    """One open wallboard (R31): note when each frame came and which staff it shows busy."""
+    async with session.ws_connect(f"{url}/api/v1/wallboard/events?token={TOKEN}") as ws:
+        async for message in ws:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                break
+            board = orjson.loads(message.data)
+            busy = frozenset(
+                p["staff_id"]
+                for p in board.get("per_staff", ())
+                if p["state"] != "free" and p["state"] != "offline"
+            )
+            frames.append((time.time(), busy))
+
+
+def wallboard_latency(
+    sent: dict[tuple[int, int], float],
+    staff_of: dict[int, int],
+    frames: list[tuple[float, frozenset[int]]],
+) -> list[float]:
+    """For each ring of a staff member the wallboard showed idle just before, how long until a
+    frame showed them ringing (or already talking). Rings of someone already busy on the
+    board are left out: no change to see."""
+    times = [t for t, _ in frames]
+    latency = []
+    for (_, employee), posted in sent.items():
+        staff = staff_of.get(employee)
+        before = bisect.bisect_left(times, posted)
+        if staff is None or before == 0 or staff in frames[before - 1][1]:
+            continue
+        shown = next((t for t, busy in frames[before:] if staff in busy), None)
+        if shown is not None:
+            latency.append(shown - posted)
+    return latency
+
+
 async def popups(args: argparse.Namespace, work: Path) -> None:
     lines = traffic(args.rate, args.seconds, args.consoles)
     rings = sum(1 for _, doc in lines if facts(doc)[1])
@@ -220,7 +266,7 @@ async def popups(args: argparse.Namespace, work: Path) -> None:
             consoles_url = f"http://127.0.0.1:{other_port}"
             await wait_healthy(consoles_url, timeout=120)
         number = lines[0][1].get("virtual_phone_number") or "74950000000"
-        path, tokens = await setup_staff(url, args.consoles, number)
+        path, tokens, staff_ids = await setup_staff(url, args.consoles, number)
         seen: dict[tuple[int, int], float] = {}
         ready, count = asyncio.Event(), [0, len(tokens)]
         hub = psutil.Process((other or service).pid)  # the frontend holding the consoles
@@ -234,6 +280,8 @@ async def popups(args: argparse.Namespace, work: Path) -> None:
             ]
             await asyncio.wait_for(ready.wait(), 300)
             connected = time.monotonic() - connecting
+            frames: list[tuple[float, frozenset[int]]] = []
+            consoles.append(asyncio.create_task(wallboard(session, consoles_url, frames)))
             per_console = (hub.memory_info().rss - hub_rss) / len(tokens) / 1024
             rss_before = tree_rss_mib(service.pid)
             cpu_before = cpu_by_role(service.pid)
@@ -261,6 +309,7 @@ async def popups(args: argparse.Namespace, work: Path) -> None:
     print(summary("bare endpoint: answer", reference))
     print(summary("callrouter: webhook answer", result["answers"]))
     print(summary("callrouter: popup", latency))
+    print(summary("wallboard: ring shown", wallboard_latency(result["sent"], staff_ids, frames)))
     print(summary("sender: post later than due", result["lag"]))
     busy = {k: (cpu_after.get(k, 0.0) - v) / (result["seconds"] + 3) for k, v in cpu_before.items()}
     print(
