@@ -383,7 +383,7 @@ async def memory(args: argparse.Namespace, work: Path) -> None:
     service = start_service(args, port, work)
     try:
         await wait_healthy(url, timeout=120)
-        path, _ = await setup_staff(url, 10, "74950000000")
+        path, _, _ = await setup_staff(url, 10, "74950000000")
         shards = shard_processes(service.pid)
         before = sum(p.memory_info().rss for p in shards) / 2**20
         idle_empty = await idle_cpu(service.pid)
