@@ -1418,11 +1418,16 @@ class Popped:
 
 
 def popup_after(
-    svc: ServiceLike, prepared: Prepared, when: datetime, timeout: float = 60.0
+    svc: ServiceLike,
+    prepared: Prepared,
+    when: datetime,
+    timeout: float = 60.0,
+    via: ServiceLike | None = None,
 ) -> Popped:
     """Open the popup staff member's WebSocket, post the first leg of a new incoming call to
     their operator (UIS time `when`), and wait for its `call.ringing`; one more call every 10 s
-    until `timeout`. Every call posted is then ended (missed), so the inbox can drain."""
+    until `timeout`. Every call posted is then ended (missed), so the inbox can drain. The
+    webhooks go to `via` when given (another frontend: the event crosses Redis)."""
     assert prepared.popup is not None
     popup = prepared.popup
 
@@ -1433,7 +1438,7 @@ def popup_after(
         seen: list[str] = []
         began = time.monotonic()
         ws_url = svc.base_url.replace("http", "ws", 1) + f"/api/v1/events?token={popup.token}"
-        hook = svc.base_url + prepared.webhook_path
+        hook = (via or svc).base_url + prepared.webhook_path
         async with aiohttp.ClientSession() as session:
             async with session.ws_connect(ws_url, heartbeat=10) as ws:
                 while time.monotonic() - began < timeout:

@@ -28,6 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
         public_url=args.public_url,
         data_api_url=args.data_api_url,
         ray_address=args.ray_address,
+        ray_node_ip=args.ray_node_ip,
         shards=args.shards,
         statistics=not args.no_stats,
         log_format=args.log_format,
@@ -99,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument(
         "--ray-address", default=None, help="join this Ray cluster; default: a local Ray"
+    )
+    serve.add_argument(
+        "--ray-node-ip",
+        default=None,
+        help="with --ray-address: attach to the Ray node of this IP address (when one machine "
+        "runs several nodes); default: this machine's node",
     )
     serve.add_argument(
         "--shards", type=int, default=2, help="shard actors hosting the live entities"

@@ -20,6 +20,7 @@ class Settings:
     public_url: str | None = None  # the base of the webhook URL shown to the admin
     data_api_url: str | None = None  # UIS Data API; None: derived from the Call API URL
     ray_address: str | None = None
+    ray_node_ip: str | None = None  # the Ray node to attach to, when one machine runs several
     shards: int = 2
     statistics: bool = True  # off: no statistics actor (benchmarks of their cost)
     prefix: str = "callrouter"  # names of the Ray actors: two services may share a cluster

@@ -20,8 +20,10 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
@@ -128,6 +130,8 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
 class DataApiClient:
     """The real UIS Data API over an injected aiohttp session (issue 11)."""
 
+    asking = "employees"  # what the admin's messages say was asked for
+
     def __init__(
         self,
         session: aiohttp.ClientSession,
@@ -206,12 +210,167 @@ class DataApiClient:
                     await self._sleep(self._backoff * 2**attempt)
                     attempt += 1
                 else:
-                    raise _for_admin(exc) from exc
+                    raise _for_admin(exc, self.asking) from exc
 
 
-def _for_admin(exc: CallApiError) -> CallApiError:
+def _for_admin(exc: CallApiError, what: str = "employees") -> CallApiError:
     """The same failure, worded for the admin (who imports operators and can fix the key)."""
-    message = admin_message(exc, MESSAGES, what="the request for employees")
+    messages = MESSAGES
+    if what != "employees":  # the malformed-request texts name what was asked for
+        messages = {
+            **MESSAGES,
+            **{
+                k: v.replace("its employees", f"its {what}")
+                for k, v in MESSAGES.items()
+                if "its employees" in v
+            },
+        }
+    message = admin_message(exc, messages, what=f"the request for {what}")
     return CallApiError(
         exc.code, message, rpc_code=exc.rpc_code, retryable=False, detail=exc.detail
     )
+
+
+# -- reports for the reconciliation (issue 11 part 2) ------------------------------------------
+
+CALLS_REPORT: Final = "get.calls_report"
+LEGS_REPORT: Final = "get.call_legs_report"
+REPORT_PAGE: Final = 10000  # UIS's largest `limit`
+MAX_OFFSET: Final = 100000  # UIS's largest `offset`: more rows in one period → split it
+MAX_SPAN: Final = timedelta(days=90)  # UIS refuses periods over three months
+CALL_FIELDS: Final = (
+    "id",
+    "start_time",
+    "finish_time",
+    "direction",
+    "source",
+    "is_lost",
+    "contact_phone_number",
+    "virtual_phone_number",
+    "wait_duration",
+    "talk_duration",
+    "total_duration",
+    "call_records",
+    "employees",
+    "last_answered_employee_id",
+    "call_api_external_id",
+)
+LEG_FIELDS: Final = (
+    "id",
+    "call_session_id",
+    "start_time",
+    "connect_time",
+    "duration",
+    "direction",
+    "is_operator",
+    "is_failed",
+    "is_talked",
+    "employee_id",
+    "employee_full_name",
+    "called_phone_number",
+    "call_records",
+)
+_REPORT_TIME: Final = "%Y-%m-%d %H:%M:%S"  # UIS: the account's local time, no zone
+
+
+def report_time(moment: datetime, tz: ZoneInfo) -> str:
+    """A `date_from`/`date_till` value: `YYYY-MM-DD hh:mm:ss` in the account's zone."""
+    return moment.astimezone(tz).strftime(_REPORT_TIME)
+
+
+def periods(
+    start: datetime, end: datetime, span: timedelta = MAX_SPAN
+) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut into pieces UIS accepts (at most `span` each), in order."""
+    cuts: list[tuple[datetime, datetime]] = []
+    while start < end:
+        cuts.append((start, min(end, start + span)))
+        start = cuts[-1][1]
+    return cuts
+
+
+class DataApiReports(DataApiClient):
+    """The Data API's call and leg reports for a period (`get.calls_report`,
+    `get.call_legs_report`): every page of every piece of the period, as UIS's items."""
+
+    asking = "calls and legs"
+
+    def __init__(self, *args: Any, page: int = REPORT_PAGE, **kwargs: Any) -> None:
+        super().__init__(*args, page=page, **kwargs)
+
+    async def calls_report(
+        self, start: datetime, end: datetime, tz: ZoneInfo
+    ) -> list[dict[str, Any]]:
+        """Every call that started in [start, end), as `get.calls_report` items."""
+        return await self._report(CALLS_REPORT, CALL_FIELDS, start, end, tz)
+
+    async def call_legs_report(
+        self, start: datetime, end: datetime, tz: ZoneInfo
+    ) -> list[dict[str, Any]]:
+        """Every leg of the calls that started in [start, end), as `get.call_legs_report`
+        items."""
+        return await self._report(LEGS_REPORT, LEG_FIELDS, start, end, tz)
+
+    async def _report(
+        self,
+        method: str,
+        fields: tuple[str, ...],
+        start: datetime,
+        end: datetime,
+        tz: ZoneInfo,
+    ) -> list[dict[str, Any]]:
+        found: dict[object, dict[str, Any]] = {}  # by id: a row on two pages counts once
+        pieces = periods(start, end)
+        while pieces:
+            piece_start, piece_end = pieces.pop(0)
+            rows = await self._pages(method, fields, piece_start, piece_end, tz)
+            if rows is None:  # more than `offset` reaches: halve the piece and read both halves
+                middle = piece_start + (piece_end - piece_start) / 2
+                if middle <= piece_start:
+                    raise self._refused(method, "more rows in one second than UIS pages through")
+                pieces[:0] = [(piece_start, middle), (middle, piece_end)]
+                continue
+            for row in rows:  # a row without a numeric id is kept: the parser names it
+                found[row["id"] if isinstance(row.get("id"), int) else object()] = row
+        return list(found.values())
+
+    async def _pages(
+        self,
+        method: str,
+        fields: tuple[str, ...],
+        start: datetime,
+        end: datetime,
+        tz: ZoneInfo,
+    ) -> list[dict[str, Any]] | None:
+        """All rows of one piece; None when they do not fit under UIS's largest offset.
+        `date_till` is inclusive at UIS, so the last second of the piece is asked for."""
+        rows: list[dict[str, Any]] = []
+        offset = 0
+        page = min(self._page, REPORT_PAGE)
+        till = end - timedelta(seconds=1)
+        while True:
+            params = {
+                "access_token": self._access_token,
+                "date_from": report_time(start, tz),
+                "date_till": report_time(max(start, till), tz),
+                "fields": list(fields),
+                "limit": page,
+                "offset": offset,
+            }
+            result = await self.call(method, params)
+            data = result.get("data") if isinstance(result, dict) else None
+            if not isinstance(data, list):
+                raise self._refused(method, f"no list of rows: {result!r}"[:300])
+            rows += [r for r in data if isinstance(r, dict)]
+            offset += len(data)
+            metadata = result.get("metadata")
+            total = metadata.get("total_items") if isinstance(metadata, dict) else None
+            if len(data) < page or (isinstance(total, int) and offset >= total):
+                return rows
+            if offset > MAX_OFFSET:  # UIS refuses a larger offset: the piece must be cut
+                return None
+
+    @staticmethod
+    def _refused(method: str, detail: str) -> CallApiError:
+        error = CallApiError("uis_bad_response", "", detail=f"{method}: {detail}")
+        return _for_admin(error, DataApiReports.asking)

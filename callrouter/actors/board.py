@@ -17,6 +17,7 @@ from callrouter.domain.wallboard import FinishedCall, LiveCall, Wallboard
 from callrouter.storage import directory
 from callrouter.storage.engine import Database
 from callrouter.storage.models import Call, Staff
+from callrouter.storage.routing import routed_today
 
 ONLINE_TTL = 15.0  # a frontend that stopped reporting no longer vouches for its staff
 
@@ -62,6 +63,8 @@ class Board:
                         tuple((s, t) for s, t in (row.talked or ())),
                     )
                 )
+            for call_id, staff_id, at in await routed_today(session, midnight):
+                board.call_routed(call_id, staff_id, at)
         return board
 
     async def configure(self) -> None:
@@ -81,6 +84,19 @@ class Board:
             else:
                 board.call_finished(event)
         await self._notify()
+
+    async def routed(self, items: list[tuple[int, int, datetime]]) -> None:
+        """Smart routing's (call, staff, at) routings, from a frontend in batches."""
+        board = await self._ready()
+        for call_id, staff_id, at in items:
+            board.call_routed(call_id, staff_id, at)
+        await self._notify()
+
+    async def states(self, after: int, timeout: float) -> tuple[int, dict[int, str]]:
+        """(seq, staff → state) once seq passes `after`, or after `timeout`: what smart
+        routing needs of the board, without the whole snapshot."""
+        board = await self._past(after, timeout)
+        return board.seq, board.staff_states()
 
     async def set_online(self, frontend: str, staff_ids: list[int]) -> None:
         board = await self._ready()
@@ -102,6 +118,11 @@ class Board:
 
     async def poll(self, after: int, timeout: float) -> dict[str, Any]:
         """The snapshot once its seq passes `after`, or after `timeout` whatever it is."""
+        await self._past(after, timeout)
+        return await self.snapshot()
+
+    async def _past(self, after: int, timeout: float) -> Wallboard:
+        """The board once its seq passes `after`, or after `timeout` whatever it is."""
         board = await self._ready()
         if board.seq <= after:
             async with self.changed:
@@ -111,4 +132,4 @@ class Board:
                     )
                 except TimeoutError:
                     pass
-        return await self.snapshot()
+        return board

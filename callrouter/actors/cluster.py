@@ -19,6 +19,7 @@ from typing import Any
 
 import ray
 
+from callrouter.actors import placement
 from callrouter.actors.host import shard_of
 from callrouter.actors.shard import Supervisor
 from callrouter.domain.notifications import Notification
@@ -56,10 +57,14 @@ class Cluster:
         *,
         shards: int = 2,
         ray_address: str | None = None,
+        ray_node_ip: str | None = None,
         prefix: str = "callrouter",
         statistics: bool = True,
     ) -> None:
         self.with_statistics = statistics
+        # The Ray node this frontend attaches to, by its IP (several nodes on one machine);
+        # None: the local node, the head first.
+        self.ray_node_ip = ray_node_ip
         self.database_url = database_url
         self.count = shards
         self.ray_address = ray_address
@@ -84,7 +89,12 @@ class Cluster:
             # service itself, not background work, so they get the frontend's priority.
             os.environ.setdefault("RAY_worker_niceness", "0")
             if self.ray_address:
-                ray.init(address=self.ray_address, namespace=self.prefix, log_to_driver=False)
+                ray.init(
+                    address=self.ray_address,
+                    namespace=self.prefix,
+                    log_to_driver=False,
+                    _node_ip_address=self.ray_node_ip,
+                )
             else:
                 ray.init(
                     include_dashboard=False,
@@ -100,7 +110,10 @@ class Cluster:
         # and all. On a shared cluster the supervisor outlives any one frontend.
         options: dict[str, Any] = {"name": f"{self.prefix}-supervisor", "get_if_exists": True}
         if self.ray_address:
+            # On the head, whichever frontend comes first: the supervisor owns the writer and
+            # the shards, and an owner's node takes what it owns down with it.
             options["lifetime"] = "detached"
+            options.update(await asyncio.to_thread(placement.on_head))
         self.supervisor = Supervisor.options(**options).remote(  # type: ignore[attr-defined]  # ray.remote hides it from mypy
             self.count, self.database_url, self.prefix, self.with_statistics
         )
@@ -111,6 +124,14 @@ class Cluster:
             handles["board"],
             handles["stats"],
         )
+        if len(self.shards) != self.count:
+            log.warning(
+                "the cluster runs %s shards (set when it started), not %s: using %s",
+                len(self.shards),
+                self.count,
+                len(self.shards),
+                extra={"event": "shard_count", "shards": len(self.shards), "asked": self.count},
+            )
         self.count = len(self.shards)
         self.tasks = [asyncio.create_task(self._sender())]
         if on_event is not None:
@@ -254,6 +275,19 @@ class Cluster:
     async def report_online(self, frontend: str, staff_ids: list[int]) -> None:
         await self.board.set_online.remote(frontend, staff_ids)
 
+    # -- smart routing (issue 11 part 1) --------------------------------------------------
+
+    async def staff_states(self, after: int, timeout: float) -> tuple[int, dict[int, str]]:
+        """(seq, staff → free/ringing/talking/offline) from the board, once it changed."""
+        seq, states = await asyncio.wait_for(
+            self.board.states.remote(after, timeout), timeout + 5.0
+        )
+        return int(seq), dict(states)
+
+    async def routed(self, items: list[tuple[int, int, datetime]]) -> None:
+        """Tell the wallboard which calls smart routing sent to whom."""
+        await asyncio.wait_for(self.board.routed.remote(items), 10.0)
+
     async def settled(self, timeout: float = 30.0) -> bool:
         """True once nothing is queued here, in the writer or in any shard (tests, benchmarks)."""
         loop = asyncio.get_running_loop()
@@ -271,7 +305,10 @@ class Cluster:
         statistics = None
         if self.statistics is not None:
             statistics = await self.statistics.status.remote()
-        return {"shards": list(shards), "writer": writer, "statistics": statistics}
+        nodes = await self.supervisor.nodes.remote()
+        for node in nodes:
+            node["shards"] = [i for i, s in enumerate(shards) if s.get("node") == node["node_id"]]
+        return {"shards": list(shards), "writer": writer, "statistics": statistics, "nodes": nodes}
 
     async def writer_metrics(self) -> dict[str, Any]:
         """The writer's figures for `/metrics` (`WriterService.metrics`)."""
@@ -303,6 +340,30 @@ class Cluster:
             if writer["history_max"] > statistics["max_id"]:
                 lag = await ask(self.writer.history_lag.remote(statistics["max_id"]))
         return {"shards": shards, "writer": writer, "statistics": statistics, "lag_seconds": lag}
+
+    # -- reconciliation with the UIS Data API (issue 11 part 2) ------------------------------
+
+    async def reconcile(
+        self, start: datetime, end: datetime, data_api_url: str | None = None
+    ) -> int:
+        """Queue a reconciliation run in the writer (the cluster's one runner); its id."""
+        run_id: int = await self.writer.reconcile.remote(start, end, data_api_url)
+        return run_id
+
+    async def reconcile_configure(self, data_api_url: str | None) -> None:
+        """Tell the writer the Data API URL this frontend was started with (if any)."""
+        if data_api_url:
+            await self.writer.reconcile_configure.remote(data_api_url)
+
+    async def reconcile_held(self) -> int:
+        """Ended calls the shards hold past the lateness bound for a reconciliation run."""
+        loads = await asyncio.gather(*(s.stats.remote() for s in self.shards))
+        return sum(int(load.get("held_for_reconciliation", 0)) for load in loads)
+
+    async def reconcile_idle(self) -> bool:
+        """No reconciliation run is queued or going on (tests)."""
+        idle: bool = await self.writer.reconcile_idle.remote()
+        return idle
 
     async def stop(self) -> None:
         try:  # the counters' snapshot, so the next start resumes without re-reading the log

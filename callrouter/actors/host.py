@@ -158,12 +158,17 @@ class ShardHost:
         staff_of: dict[int, int] | None = None,
         silent_timeout: float = 7200.0,
         lateness: float = 30.0,
+        hold: float = 0.0,
     ) -> None:
         self.index = index
         self.count = count
         self.staff_of = dict(staff_of or {})
         self.silent_timeout = silent_timeout
         self.lateness = lateness
+        # Seconds (wall) an ended call with gaps waits for the reconciliation that repairs it
+        # (issue 11 part 2); 0: reconciliation is off, every call is decided at its bound.
+        self.hold = hold
+        self.held: set[int] = set()  # calls past their bound, waiting for a reconciliation
         self.clock: ClockReading | None = None
         self.calls: dict[int, CallState] = {}
         self.agents: dict[int, AgentState] = {}
@@ -172,9 +177,18 @@ class ShardHost:
         self.by_end: list[tuple[float, int]] = []  # (event time to finish at, call)
         self.by_silence: list[tuple[float, int]] = []  # (wall time to give up at, call)
         self.by_retention: list[tuple[float, int]] = []  # (wall time to forget at, call)
+        self.by_hold: list[tuple[float, int]] = []  # (wall time a held call gives up at, call)
 
-    def configure(self, staff_of: dict[int, int], silent_timeout: float, lateness: float) -> None:
+    def configure(
+        self, staff_of: dict[int, int], silent_timeout: float, lateness: float, hold: float = 0.0
+    ) -> None:
         self.staff_of = dict(staff_of)
+        if hold != self.hold:
+            self.hold = hold
+            self.by_hold = [(u, c) for c in self.held if (u := self._held_until(c)) is not None]
+            heapq.heapify(self.by_hold)
+            for call_id in self.held:  # look again at the next tick: the wait may be over
+                heapq.heappush(self.by_end, (float("-inf"), call_id))
         if (silent_timeout, lateness) != (self.silent_timeout, self.lateness):
             self.silent_timeout, self.lateness = silent_timeout, lateness
             self.by_end = [(d, c) for c, s in self.calls.items() if (d := self._end(s)) is not None]
@@ -184,6 +198,10 @@ class ShardHost:
 
     def _end(self, call: CallState) -> float | None:
         return None if call.finished else call.finish_at(self.lateness)
+
+    def _held_until(self, call_id: int) -> float | None:
+        call = self.calls.get(call_id)
+        return None if call is None or call.finished else call.held_until(self.hold)
 
     # -- turns --------------------------------------------------------------------------
 
@@ -223,6 +241,8 @@ class ShardHost:
         due: set[int] = set()
         while self.by_end and self.by_end[0][0] <= event_now:
             due.add(heapq.heappop(self.by_end)[1])
+        while self.by_hold and self.by_hold[0][0] <= now:
+            due.add(heapq.heappop(self.by_hold)[1])
         while self.by_silence and self.by_silence[0][0] <= now:
             call_id = heapq.heappop(self.by_silence)[1]
             call = self.calls.get(call_id)
@@ -238,15 +258,22 @@ class ShardHost:
             if call is None or call.finished:
                 continue
             try:
-                effects = call.on_timer(event_now, now, self.lateness, self.silent_timeout)
+                effects = call.on_timer(
+                    event_now, now, self.lateness, self.silent_timeout, self.hold
+                )
                 produced += self._effects(call, effects, out)
             except Exception:  # noqa: BLE001 - one call's failure stays its own
+                self.held.discard(call_id)
                 self._quarantine(call_id, "timer", call.seen, out)
                 continue
             if call.finished:
+                self.held.discard(call_id)
                 heapq.heappush(self.by_retention, (now + RETAIN_SECONDS, call_id))
-            elif (end := self._end(call)) is not None:
+            elif (end := self._end(call)) is not None and end > event_now:
                 heapq.heappush(self.by_end, (end, call_id))  # a later call end moved it
+            elif (hold_end := call.held_until(self.hold)) is not None and call_id not in self.held:
+                self.held.add(call_id)  # past its bound with gaps: wait for the repairs
+                heapq.heappush(self.by_hold, (hold_end, call_id))
         while self.by_retention and self.by_retention[0][0] <= now:
             call_id = heapq.heappop(self.by_retention)[1]
             call = self.calls.get(call_id)
@@ -280,7 +307,9 @@ class ShardHost:
             had_end = call.finish_at(self.lateness)
             effects = call.apply(n, env.received, env.inbox_id, self.staff_of)
             end = call.finish_at(self.lateness)
-            if end is not None and end != had_end:
+            if end is not None and (end != had_end or call_id in self.held):
+                # A held call looks again at the next tick: a repair may have filled its gaps.
+                self.held.discard(call_id)
                 heapq.heappush(self.by_end, (end, call_id))
             if new or call.view_changed or effects:
                 out.board.append(self._board_view(call))
@@ -297,6 +326,7 @@ class ShardHost:
         entry = Quarantined(call_id, stage, broken.error if broken else error, ids)
         self.broken[call_id] = entry
         self.calls.pop(call_id, None)
+        self.held.discard(call_id)
         out.quarantined.append(entry)
 
     def reset(self, call_ids: list[int]) -> None:
@@ -304,6 +334,7 @@ class ShardHost:
         for call_id in call_ids:
             self.calls.pop(call_id, None)
             self.broken.pop(call_id, None)
+            self.held.discard(call_id)
 
     def _effects(self, call: CallState, effects: list[LiveEffect], out: Output) -> list[Envelope]:
         """Turn a call's effects into live events for its mapped staff (R2, R5, R6), finished

@@ -19,12 +19,13 @@ from typing import Any
 import ray
 
 from callrouter import logs
+from callrouter.actors import placement
 from callrouter.actors.board import Board
 from callrouter.actors.host import Envelope, Output, ShardHost
 from callrouter.actors.stats import Stats
 from callrouter.actors.writer import Writer
 from callrouter.domain.clock import ClockReading
-from callrouter.storage import directory
+from callrouter.storage import directory, reconcile
 from callrouter.storage.engine import Database
 
 
@@ -49,8 +50,13 @@ class Shard:
         async with self.db.sessions() as session:
             account = await directory.load_account(session)
             staff_of = await directory.operator_map(session)
+            settings = await reconcile.load_settings(session)
+            hold = reconcile.hold_seconds(settings, account.integration is not None)
         self.host.configure(
-            staff_of, float(account.silent_call_timeout_seconds), float(account.lateness_seconds)
+            staff_of,
+            float(account.silent_call_timeout_seconds),
+            float(account.lateness_seconds),
+            hold,
         )
 
     async def deliver(
@@ -119,12 +125,14 @@ class Shard:
         """Nothing waits here for the writer (tests and benchmarks wait for this)."""
         return not self.made
 
-    async def stats(self) -> dict[str, int]:
+    async def stats(self) -> dict[str, Any]:
         return {
+            "node": placement.this_node(),
             "calls": len(self.host.calls),
             "live_calls": sum(1 for c in self.host.calls.values() if not c.finished),
             "agents": len(self.host.agents),
             "quarantined": len(self.host.broken),
+            "held_for_reconciliation": len(self.host.held),
         }
 
     async def stop(self) -> None:
@@ -139,24 +147,29 @@ class Supervisor:
         self, count: int, database_url: str, namespace_prefix: str, statistics: bool = True
     ) -> None:
         prefix = namespace_prefix
-        self.board = Board.options(name=f"{prefix}-board", get_if_exists=True).remote(  # type: ignore[attr-defined]  # ray.remote hides it from mypy
+        # The writer, board and statistics beside the supervisor on the head; the shards
+        # spread over the nodes (`placement.py`: losing a worker node loses shards only).
+        nodes = placement.cluster_nodes()
+        head = placement.on_node(placement.head_of(nodes))
+        homes = placement.spread(count, nodes)
+        self.board = Board.options(name=f"{prefix}-board", get_if_exists=True, **head).remote(  # type: ignore[attr-defined]  # ray.remote hides it from mypy
             database_url
         )
         # Without statistics (`serve --no-stats`) nothing keeps the counters.
         self.stats = (
-            Stats.options(name=f"{prefix}-stats", get_if_exists=True).remote(  # type: ignore[attr-defined]
+            Stats.options(name=f"{prefix}-stats", get_if_exists=True, **head).remote(  # type: ignore[attr-defined]
                 database_url, prefix
             )
             if statistics
             else None
         )
         self.shards = [
-            Shard.options(name=shard_name(prefix, i), get_if_exists=True).remote(  # type: ignore[attr-defined]  # ray.remote hides it from mypy
-                i, count, database_url
-            )
+            Shard.options(  # type: ignore[attr-defined]  # ray.remote hides it from mypy
+                name=shard_name(prefix, i), get_if_exists=True, **placement.on_node(homes[i])
+            ).remote(i, count, database_url)
             for i in range(count)
         ]
-        self.writer = Writer.options(name=f"{prefix}-writer", get_if_exists=True).remote(
+        self.writer = Writer.options(name=f"{prefix}-writer", get_if_exists=True, **head).remote(
             database_url, count, prefix, self.stats, self.board
         )
         self.ready = False
@@ -169,3 +182,7 @@ class Supervisor:
 
     async def handles(self) -> dict[str, Any]:
         return {"writer": self.writer, "board": self.board, "stats": self.stats}
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        """The cluster's nodes (`placement.NodeView.wire`), dead ones included."""
+        return [n.wire() for n in placement.cluster_nodes()]

@@ -39,6 +39,7 @@ from callrouter.actors.host import Envelope, Inbound, Output
 from callrouter.domain.call import CallFacts
 from callrouter.domain.notifications import Kind, Notification
 from callrouter.domain.uis import parse_body, parse_notification
+from callrouter.reconciler import Reconciler, http_reports
 from callrouter.stats.history import HistoryEvent, from_row
 from callrouter.storage import directory, inbox
 from callrouter.storage.case_store import Batch, BatchResult, CallFailed, write_batch
@@ -151,6 +152,12 @@ class WriterService:
         self.restarts = [0] * shards
         self.recovered: int | None = None
         self.fed: deque[tuple[int, float]] = deque(maxlen=FED_MARKS)
+        # The cluster's one reconciliation job (issue 11 part 2): its repairs are our ingests.
+        self.data_api_url: str | None = None  # `serve --data-api-url`; else beside the Call API
+        self.reconciler = Reconciler(
+            self.db, self._unit, self.ingest, lambda i: http_reports(self.data_api_url)(i)
+        )
+        self.reconcile_ready = asyncio.Event()
 
     # -- life -----------------------------------------------------------------------------
 
@@ -172,6 +179,7 @@ class WriterService:
             top = await conn.scalar(select(func.coalesce(func.max(CaseEvent.id), 0)))
         self.history_max = int(top or 0)
         self.tasks = [asyncio.create_task(self._loop()), asyncio.create_task(self._board_loop())]
+        self.tasks.append(asyncio.create_task(self._reconcile_loop()))  # issue 11 part 2
         self.tasks += [asyncio.create_task(self._sender(i)) for i in range(self.count)]
         self.ready.set()  # the loop runs: what follows goes through it
         await self._retry(None)
@@ -187,6 +195,7 @@ class WriterService:
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
+        self.reconciler.stop()
         await self.db.dispose()
 
     # -- from the frontends ---------------------------------------------------------------
@@ -229,6 +238,45 @@ class WriterService:
         """Send quarantined calls back through (one entry, or every open one); how many."""
         await self.start()
         return await self._retry(entry_id)
+
+    # -- reconciliation with the UIS Data API (issue 11 part 2) ------------------------------
+
+    async def reconcile(
+        self, start: datetime, end: datetime, data_api_url: str | None = None
+    ) -> int:
+        """Queue a reconciliation run over the calls that started in [start, end); its id at
+        once. Runs go one after another, here only: one runner per cluster."""
+        await self.start()
+        await self.reconcile_configure(data_api_url)
+        await self.reconcile_ready.wait()
+        return await self.reconciler.request(start, end, "admin")
+
+    async def reconcile_configure(self, data_api_url: str | None) -> None:
+        """The Data API URL a frontend was started with (`--data-api-url`), if any."""
+        self.data_api_url = data_api_url or self.data_api_url
+
+    async def reconcile_idle(self) -> bool:
+        """No run is queued or going on (tests)."""
+        return not self.reconciler.busy
+
+    async def _reconcile_loop(self) -> None:
+        """Fail the runs a stopped writer left, then run on schedule until stopped."""
+        while True:
+            try:
+                await self.reconciler.prepare()
+                break
+            except Exception:  # the database may be away: the loop waits for it
+                log.exception("marking interrupted reconciliation runs failed")
+                await asyncio.sleep(5.0)
+        self.reconcile_ready.set()
+        await self.reconciler.loop()
+
+    async def _unit(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """`run`, its result or its `DirectoryError` raised (the reconciler's writes)."""
+        answer = await self.run(fn, *args)
+        if answer[0] == "ok":
+            return answer[1]
+        raise DirectoryError(answer[2], answer[3])
 
     # -- what the shards made ---------------------------------------------------------------
 

@@ -129,6 +129,7 @@ class CallState:
     first_at: datetime | None = None
     last_at: datetime | None = None
     ended_at: datetime | None = None
+    ended_received: float | None = None  # wall clock (seconds) the first call end arrived
     is_lost: bool | None = None
     talk_seconds: int | None = None
     total_seconds: int | None = None
@@ -173,21 +174,63 @@ class CallState:
         the lateness bound; None while no call end has come."""
         return None if self.ended_at is None else self.ended_at.timestamp() + lateness
 
+    def gaps(self) -> tuple[str, ...]:
+        """What this ended call's own facts say never arrived (issue 11 part 2): a leg's start
+        (its pick-up or end came), a leg's end (it started), the pick-up (the call end says
+        somebody talked), the call end's operator (no leg or outgoing call named them), the
+        outgoing call of a softphone call. Empty for a consistent call, and before its end."""
+        if self.ended_at is None:
+            return ()
+        found: set[str] = set()
+        known = {leg.employee_id for leg in self.legs.values()} | {self.initiator_employee_id}
+        for leg in self.legs.values():
+            if leg.started_at is None:
+                found.add("leg_start")
+            if leg.ended_at is None:
+                found.add("leg_end")
+        staff_leg = self._staff_leg() if self.is_outgoing else None
+        picked = any(leg.answered_at for leg in self.legs.values() if leg is not staff_leg)
+        if self.is_lost is False and self.talk_seconds and not picked:
+            found.add("answer")
+        if self.end_employee_id is not None and self.end_employee_id not in known:
+            found.add("employee")
+        if self.direction == "out" and not self.is_dial and self.initiator_employee_id is None:
+            found.add("outgoing_call")
+        return tuple(sorted(found))
+
+    def held_until(self, hold: float) -> float | None:
+        """The wall time until which an ended call with gaps waits past its lateness bound
+        for the reconciliation that repairs it (`hold` seconds after its call end arrived;
+        0 when reconciliation is off); None when it need not wait."""
+        if hold <= 0 or self.ended_received is None or not self.gaps():
+            return None
+        return self.ended_received + hold
+
     def silent_until(self, silent_timeout: float) -> float:
         """The wall time after which a call that never ended is finished anyway (R32)."""
         return self.last_received + silent_timeout
 
     def on_timer(
-        self, event_now: float, wall_now: float, lateness: float, silent_timeout: float
+        self,
+        event_now: float,
+        wall_now: float,
+        lateness: float,
+        silent_timeout: float,
+        hold: float = 0.0,
     ) -> list[LiveEffect]:
-        """Finish once the event clock is past the end by the lateness bound, or the call stayed
-        silent too long; returns `Ended` (if not sent yet) and `Finished`."""
+        """Finish once the event clock is past the end by the lateness bound — and, for a call
+        with gaps, the wall clock past `held_until(hold)` — or the call stayed silent too long;
+        returns `Ended` (if not sent yet) and `Finished`."""
         if self.finished or self.first_at is None:
             return []
         end = self.finish_at(lateness)
         timed_out = wall_now >= self.silent_until(silent_timeout)
-        if not timed_out and (end is None or event_now < end):
-            return []
+        if not timed_out:
+            if end is None or event_now < end:
+                return []
+            held = self.held_until(hold)
+            if held is not None and wall_now < held:
+                return []
         self.finished = True
         effects: list[LiveEffect] = [] if self.ended_live else [self._ended()]
         return [*effects, Finished(self.facts(timed_out=self.ended_at is None))]
@@ -225,6 +268,9 @@ class CallState:
             self.direction = self.direction or "out"
         elif n.kind is Kind.CALL_END:
             self.ended_at = _latest(self.ended_at, n.time)
+            self.ended_received = (
+                received if self.ended_received is None else min(self.ended_received, received)
+            )
             self.is_lost = n.is_lost if self.is_lost is None else self.is_lost
             self.talk_seconds = max(self.talk_seconds or 0, n.talk_seconds or 0)
             self.total_seconds = max(self.total_seconds or 0, n.total_seconds or 0)

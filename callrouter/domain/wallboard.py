@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from callrouter.domain.call import CallFacts
+from callrouter.domain.routing import tally
 from callrouter.domain.wire import wire
 
 
@@ -70,6 +71,7 @@ class Wallboard:
     staff: set[int] = field(default_factory=set)  # every staff member the board shows
     online: set[int] = field(default_factory=set)
     seq: int = 0
+    routed: dict[int, int] = field(default_factory=dict)  # today's routed calls → staff (issue 11)
 
     def call_changed(self, call: LiveCall) -> None:
         """A live call's view changed; an incoming call with nobody ringing or talking may still
@@ -118,6 +120,27 @@ class Wallboard:
         else:
             self.missed += sign
 
+    def call_routed(self, call_session_id: int, staff_id: int, at: datetime) -> None:
+        """Smart routing sent this call to `staff_id` (counted on the day it was routed)."""
+        self._roll(at.astimezone(self.tz).date())
+        if at.astimezone(self.tz).date() == self.day:
+            self.routed[call_session_id] = staff_id
+            self.seq += 1
+
+    def staff_states(self, extra: set[int] | None = None) -> dict[int, str]:
+        """Each staff member's state: talking, ringing, free (a console open) or offline."""
+        in_ringing = {s for c in self.live.values() for s in c.ringing}
+        in_talk = {s for c in self.live.values() for s in c.talking}
+
+        def state(staff_id: int) -> str:
+            if staff_id in in_talk:
+                return "talking"
+            if staff_id in in_ringing:
+                return "ringing"
+            return "free" if staff_id in self.online else "offline"
+
+        return {s: state(s) for s in sorted(self.staff | in_ringing | in_talk | (extra or set()))}
+
     def set_online(self, staff_ids: set[int]) -> None:
         if staff_ids != self.online:
             self.online = set(staff_ids)
@@ -140,6 +163,7 @@ class Wallboard:
             self.answered = self.missed = self.within_level = self.talk_total = 0
             self.wait_total = 0.0
             self.staff_day.clear()
+            self.routed.clear()
             self.hourly = [[0, 0] for _ in range(24)]
 
     def snapshot(self, now: float, today: date) -> dict[str, Any]:
@@ -149,18 +173,10 @@ class Wallboard:
         # member's own phone is not a caller waiting).
         ringing = [c for c in self.live.values() if not c.talking and c.direction == "in"]
         talking = [c for c in self.live.values() if c.talking]
-        in_ringing = {s for c in self.live.values() for s in c.ringing}
-        in_talk = {s for c in self.live.values() for s in c.talking}
-
-        def state(staff_id: int) -> str:
-            if staff_id in in_talk:
-                return "talking"
-            if staff_id in in_ringing:
-                return "ringing"
-            return "free" if staff_id in self.online else "offline"
-
-        everyone = sorted(self.staff | in_ringing | in_talk | set(self.staff_day))
-        states = {s: state(s) for s in everyone}
+        states = self.staff_states(set(self.staff_day))
+        everyone = list(states)
+        talked = {c: [s for s, _ in f.talked] for c in self.routed if (f := self.counted.get(c))}
+        routed = tally(self.routed.items(), talked)  # staff → [routed, reached]
         waits = [now - c.since for c in ringing if c.direction == "in"]
         return {
             "ringing": len(ringing),
@@ -183,6 +199,10 @@ class Wallboard:
                 if self.answered
                 else None,
             },
+            "routed": {
+                "routed": sum(r for r, _ in routed.values()),
+                "reached": sum(r for _, r in routed.values()),
+            },
             "per_staff": [
                 {
                     "staff_id": s,
@@ -190,6 +210,8 @@ class Wallboard:
                     "answered": d.answered,
                     "missed": d.missed,
                     "talk_seconds": d.talk_seconds,
+                    "routed": routed.get(s, [0, 0])[0],
+                    "reached": routed.get(s, [0, 0])[1],
                 }
                 for s in everyone
                 for d in [self.staff_day.get(s, StaffDay())]

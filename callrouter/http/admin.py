@@ -115,9 +115,13 @@ async def get_staff_list(request: web.Request, query: Paging) -> dict[str, Any]:
 @routes.put("/api/v1/operators/{employee_id}")
 @operation(auth="admin", tag="admin", body=OperatorIn, answer=OperatorOut, errors=(404, 422))
 async def put_operator(request: web.Request, body: OperatorIn) -> Any:
-    """Map a UIS employee to a staff member, or unmap it with `"staff_id": null` (R2)"""
+    """Map a UIS employee to a staff member, or unmap it with `"staff_id": null` (R2)
+
+    `phones`, when given, replace the operator's phones that smart routing rings."""
     employee_id = path_id(request, "employee_id")
-    answer = await request.app[STORE].run(directory.map_operator, employee_id, body.staff_id)
+    answer = await request.app[STORE].run(
+        directory.map_operator, employee_id, body.staff_id, body.phones
+    )
     await request.app[CONTROL].config_changed()
     return answer
 

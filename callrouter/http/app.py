@@ -25,6 +25,8 @@ from callrouter.http import (
     oplog,
     pages,
     quarantine,
+    reconcile,
+    routing,
     sessions,
     staff_admin,
     stats,
@@ -85,6 +87,7 @@ def create_app(settings: Settings, admin_token: str) -> web.Application:
     app.cleanup_ctx.append(wallboard.feed_ctx)
     app.cleanup_ctx.append(dial.http_client)
     app.cleanup_ctx.append(oplog.watch_writer)
+    app.cleanup_ctx.append(routing.service_ctx(lambda a: a[CLUSTER]))  # issue 11 part 1
     modules = (
         meta,
         webhook,
@@ -106,6 +109,8 @@ def create_app(settings: Settings, admin_token: str) -> web.Application:
         uis_check,
         operator_import,
         worklist,
+        routing,
+        reconcile,
     )
     for module in modules:
         app.add_routes(module.routes)
@@ -124,6 +129,7 @@ def _resources(settings: Settings):  # type: ignore[no-untyped-def]
             settings.database,
             shards=settings.shards,
             ray_address=settings.ray_address,
+            ray_node_ip=settings.ray_node_ip,
             prefix=settings.prefix,
             statistics=settings.statistics,
         )
@@ -134,8 +140,10 @@ def _resources(settings: Settings):  # type: ignore[no-untyped-def]
             else LocalFanout(app[HUB])
         )
         await fanout.start()
-        await cluster.start(on_event=fanout.publish)
+        # Smart routing's view looks on: who answers whom, which calls were decided.
+        await cluster.start(on_event=routing.tapped(app, fanout.publish))
         await cluster.run(directory.ensure_builtin_fields)
+        await cluster.reconcile_configure(settings.data_api_url)  # issue 11 part 2
         async with db.sessions() as session:
             app[ACCOUNT] = AccountBox(await directory.load_account(session))
         app[DB] = db

@@ -25,6 +25,7 @@ from callrouter.http.schemas import (
     UserOut,
 )
 from callrouter.storage import case_store, directory
+from callrouter.storage import routing as routing_store
 from callrouter.storage.directory import paged
 from callrouter.storage.models import Call, CallAction, Message
 
@@ -62,6 +63,8 @@ async def _render(
         )
         phone = call["phone"] if call else row.phone  # type: ignore[union-attr]
         user = await directory.find_user_by_phone(session, phone) if phone else None
+        decisions = await routing_store.decisions_of(session, [call_id])
+    routing = [routing_store.decision_json(d, tz) for d in decisions.get(call_id, [])]
     if call is not None:
         return {
             "call_session_id": call_id,
@@ -74,6 +77,7 @@ async def _render(
             "started_at": iso(call["started_at"], tz),
             "answered_at": iso(call["answered_at"], tz),
             "ended_at": iso(call["ended_at"], tz),
+            "routing": routing,
         }
     assert row is not None
     return {
@@ -89,6 +93,7 @@ async def _render(
         "ended_at": iso(row.ended_at, tz),
         "outcome": row.outcome,
         "talk_seconds": row.talk_seconds,
+        "routing": routing,
     }
 
 

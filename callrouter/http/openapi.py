@@ -62,6 +62,8 @@ TAGS = {
     "admin": "Integration, settings, staff, operators, popup fields, rejected bodies",
     "service": "Health, state, metrics, this document",
     "pages": "The pages staff and managers open",
+    "routing": "Smart routing: its settings and how many callers reached their own agent",
+    "reconcile": "Reconciliation with the UIS Data API: repairing what UIS never sent",
 }
 
 # The media type of an answer that is not JSON.

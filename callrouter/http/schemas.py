@@ -97,6 +97,8 @@ class System(Out):
     model_config = ConfigDict(extra="allow")
     inbox_pending: int
     ingest_queue: int
+    shards: list[ShardLoad]  # section "Multi-node (issue 13)" at the end
+    nodes: list[RayNode]
 
 
 class UisNotification(BaseModel):
@@ -198,12 +200,28 @@ class NewStaff(StaffOut):
 
 
 class OperatorIn(Body):
+    error_codes: ClassVar[dict[str, str]] = {"phones.*": "invalid_phone"}
     staff_id: Id | None = Field(description="the staff member, or null to unmap")
+    phones: (
+        list[
+            Annotated[
+                str,
+                StringConstraints(
+                    strip_whitespace=True, min_length=1, max_length=64, pattern=DIGIT
+                ),
+            ]
+        ]
+        | None
+    ) = Field(
+        None, max_length=50, description="the phones smart routing rings; absent or null: kept"
+    )
 
 
 class OperatorOut(Out):
     employee_id: int
     staff_id: int | None
+    full_name: str | None = Field(None, description="as UIS named the employee at the import")
+    phones: list[str] = Field(default_factory=list, description="rung by smart routing")
 
 
 class FieldIn(Body):
@@ -308,6 +326,9 @@ class CallOut(Out):
     ended_at: Moment | None
     outcome: str | None = Field(None, description="ended calls only")
     talk_seconds: int | None = Field(None, description="ended calls only")
+    routing: list[RoutingDecisionOut] = Field(
+        default_factory=list, description="what smart routing told UIS for this call"
+    )
 
 
 class LinkUser(Body):
@@ -507,6 +528,8 @@ class StaffBoard(Out):
     answered: int
     missed: int
     talk_seconds: float
+    routed: int = Field(0, description="today's calls smart routing sent to this member")
+    reached: int = Field(0, description="of those, calls this member answered")
 
 
 class Wallboard(Out):
@@ -520,6 +543,15 @@ class Wallboard(Out):
     today: Today
     per_staff: list[StaffBoard]
     seq: int
+    routed: RoutedToday
+
+
+class RoutedToday(Out):
+    """Today's calls smart routing sent to a staff member (issue 11), and how many of them
+    that member answered: callers who reached their own agent."""
+
+    routed: int = Field(ge=0)
+    reached: int = Field(ge=0)
 
 
 class Token(Query):
@@ -572,6 +604,9 @@ class LoggedCall(Out):
     ended_at: Moment | None
     talk_seconds: int | None
     cases: list[CaseBrief]
+    routing: list[RoutingDecisionOut] = Field(
+        default_factory=list, description="what smart routing told UIS for this call"
+    )
 
 
 # --- stats (issue 9: CSV export) -------------------------------------------------------------
@@ -761,3 +796,224 @@ class OperatorImportIn(Body):
 class OperatorImported(Out):
     mapped: int = Field(ge=0, description="operators now mapped to a staff member")
     unmapped: int = Field(ge=0, description="operators now unmapped")
+
+
+# --- smart routing (issue 11 part 1) ---------------------------------------------------------
+
+
+class RouteRequest(BaseModel):
+    """What UIS's interactive call processing sends, as form fields, a JSON object or a query
+    (POST or GET); values arrive as strings. Anything unusable is answered with the fallback,
+    never an error: UIS must not be left waiting."""
+
+    model_config = ConfigDict(extra="allow")
+    call_session_id: int | None = Field(None, description="UIS's id of the whole call")
+    numa: str | None = Field(None, examples=["79260000000"], description="the caller's number")
+    numb: str | None = Field(None, examples=["74951234567"], description="the number called")
+    cdr_id: str | None = None
+    start_time: str | None = None
+    input_result: str | None = Field(None, description="what the caller pressed, if asked")
+
+
+class RouteQuery(Query):
+    """The same fields in a query string (GET), as strings; never refused."""
+
+    call_session_id: str | None = None
+    numa: str | None = Field(None, description="the caller's number")
+    numb: str | None = Field(None, description="the number called")
+    cdr_id: str | None = None
+    start_time: str | None = None
+    input_result: str | None = None
+
+
+class RouteAnswer(Out):
+    """Either `phones` (UIS rings them) or `returned_code` (UIS goes on with that branch)."""
+
+    phones: list[str] | None = Field(None, examples=[["74959876543"]])
+    returned_code: int | None = Field(None, examples=[1])
+
+
+class RoutingIn(Body):
+    """Any of the routing settings; absent ones stay as they are."""
+
+    error_codes: ClassVar[dict[str, str]] = {"": "invalid_setting"}
+    enabled: bool = Field(None, description="routing on or off")  # type: ignore[assignment]
+    open_case: bool = Field(  # type: ignore[assignment]
+        None, description="ring the free assignee of the caller's open or waiting case"
+    )
+    last_talked: bool = Field(  # type: ignore[assignment]
+        None, description="else the free staff member who last talked with the caller"
+    )
+    fallback_code: int = Field(  # type: ignore[assignment]
+        None, ge=0, le=1000, description="the UIS scenario branch (`returned_code`) otherwise"
+    )
+
+
+class RoutingView(Out):
+    loaded: bool = Field(description="whether this frontend's view has loaded")
+    callers: int = Field(ge=0, description="numbers with an open case or a past conversation")
+    states_age_seconds: float | None = Field(
+        description="since the staff states last came from the wallboard"
+    )
+
+
+class RoutingOut(Out):
+    enabled: bool
+    open_case: bool
+    last_talked: bool
+    fallback_code: int
+    route_url: str | None = Field(
+        description="the absolute URL to put into the UIS scenario's interactive step; null "
+        "before the integration is set up"
+    )
+    view: RoutingView
+
+
+class RoutingSkip(Out):
+    staff_id: int
+    why: Literal["busy", "offline", "inactive", "no_phones"]
+
+
+class RoutingDecisionOut(Out):
+    """What smart routing told UIS for a call, and why."""
+
+    at: Moment
+    reason: str = Field(
+        examples=["open_case_assignee"],
+        description="open_case_assignee / last_talked (routed); disabled / unknown_caller / "
+        "no_free_agent / not_ready / stale_view / bad_request / error (fell through)",
+    )
+    staff_id: int | None
+    case_id: int | None
+    phones: list[str]
+    returned_code: int | None
+    skipped: list[RoutingSkip] = Field(description="candidates passed over, and why")
+
+
+class RoutingStaffStats(Out):
+    staff_id: int
+    routed: int = Field(ge=0, description="calls routed to this staff member")
+    reached: int = Field(ge=0, description="of those, calls this staff member answered")
+
+
+class RoutingStats(Out):
+    """Calls routed in the period (by when they were routed) and how many reached their own
+    agent; a call still in progress has not reached anyone yet."""
+
+    from_: Moment = Field(alias="from")
+    to: Moment
+    routed: int = Field(ge=0)
+    reached: int = Field(ge=0)
+    by_reason: dict[str, int] = Field(description="every decision of the period by reason")
+    per_staff: list[RoutingStaffStats]
+
+
+# The call's and the call log's decisions are declared above this section's models.
+Wallboard.model_rebuild()
+CallOut.model_rebuild()
+LoggedCall.model_rebuild()
+
+
+# --- Multi-node (issue 13) ------------------------------------------------------------------
+
+
+class ShardLoad(Out):
+    """One shard actor, in shard order (its index is its position)."""
+
+    model_config = ConfigDict(extra="allow")
+    node: str = Field(description="the Ray node id (hex) of the process hosting it now")
+    calls: int = Field(ge=0)
+    live_calls: int = Field(ge=0, description="calls not finished yet")
+    agents: int = Field(ge=0)
+    quarantined: int = Field(ge=0)
+
+
+class RayNode(Out):
+    """A node of the Ray cluster, dead ones included (a lost node stays listed, alive false)."""
+
+    node_id: str
+    address: str = Field(description="the node's IP address")
+    head: bool = Field(description="runs the GCS; the writer, wallboard and statistics go here")
+    alive: bool
+    shards: list[int] = Field(description="indexes of the shards running on it now")
+
+
+System.model_rebuild()
+
+
+# --- Reconciliation with the UIS Data API (issue 11 part 2) ---------------------------------
+
+
+class ReconcileIn(Body):
+    from_: str = Field(
+        alias="from",
+        examples=["2026-11-02"],
+        description="calls that started from this date or datetime (the account's zone)",
+    )
+    to: str = Field(examples=["2026-11-03"], description="exclusive; at most 92 days after")
+
+
+class ReconcileQueued(Out):
+    id: int = Field(description="the run; `GET /api/v1/reconcile` shows how it went")
+    status: Literal["queued"]
+
+
+class ReconcileRepair(Out):
+    """A notification UIS never sent, derived from the Data API's reports and stored."""
+
+    kind: str = Field(
+        examples=["leg_end"],
+        description="outgoing_call / leg_start / answer / leg_end / call_end / recording",
+    )
+    call_session_id: int
+    leg_id: int | None
+    at: Moment = Field(description="its event time (whole seconds: what the Data API reports)")
+    whole_call: bool = Field(description="nothing of its call had arrived")
+    stored: bool = Field(description="false: the same body was in the inbox already")
+
+
+class ReconcileRunOut(Out):
+    id: int
+    trigger: Literal["schedule", "admin"]
+    from_: Moment = Field(alias="from")
+    to: Moment
+    started_at: Moment
+    finished_at: Moment | None
+    status: Literal["queued", "running", "done", "failed"]
+    error_code: str | None = Field(
+        examples=["wrong_api_key"],
+        description="integration_not_configured / interrupted / internal_error / UIS's "
+        "mnemonic / uis_unreachable / uis_timeout / uis_bad_response",
+    )
+    error: str | None = Field(description="what went wrong, in words for the admin")
+    calls_seen: int = Field(ge=0, description="calls the Data API reported for the period")
+    counts: dict[str, int] = Field(
+        description="repairs per kind; `whole_calls`: calls of which nothing had arrived"
+    )
+    repairs: list[ReconcileRepair] = Field(description="in call and time order (first 2000)")
+
+
+class ReconcileRuns(Page[ReconcileRunOut]):
+    held_calls: int = Field(
+        ge=0,
+        description="ended calls whose own facts show a gap, held past the lateness bound "
+        "for the run that repairs them",
+    )
+
+
+class ReconcileSettingsIn(Body):
+    enabled: bool | None = Field(None, description="the periodic run (a run on demand always)")
+    interval_seconds: int | None = Field(None, ge=60, le=86400)
+    lookback_seconds: int | None = Field(None, ge=600, le=7 * 86400)
+    margin_seconds: int | None = Field(None, ge=30, le=3600)
+
+
+class ReconcileSettingsOut(Out):
+    enabled: bool
+    interval_seconds: int = Field(description="a run every this many seconds")
+    lookback_seconds: int = Field(description="over the calls that started this long ago")
+    margin_seconds: int = Field(description="repairing calls UIS finished this long ago at least")
+    hold_seconds: int = Field(
+        description="how long an ended call with gaps waits for its repairs (0: off, or no "
+        "integration): interval + margin + 60"
+    )

@@ -24,6 +24,7 @@ from callrouter.http.render import iso, page
 from callrouter.http.schemas import LoggedCall, MissedCase, MissedQuery, Page, Paging
 from callrouter.storage.directory import paged, phones_of
 from callrouter.storage.models import Call, CallAction, Case, Message, User
+from callrouter.storage.routing import decision_json, decisions_of
 
 routes = web.RouteTableDef()
 
@@ -92,7 +93,13 @@ async def my_calls(request: web.Request, staff_id: int, query: Paging) -> Any:
         rows, total = await paged(session, select_, query.limit, query.offset)
         cases = await _cases_of_calls(session, [c.call_session_id for c in rows])
         users = await _users(session, {c.user_id for c in rows if c.user_id is not None})
-    return page([_logged(call, cases, users, tz) for call in rows], total)
+        routed = await decisions_of(session, [c.call_session_id for c in rows])
+    items = [
+        _logged(call, cases, users, tz)
+        | {"routing": [decision_json(d, tz) for d in routed.get(call.call_session_id, [])]}
+        for call in rows
+    ]
+    return page(items, total)
 
 
 class _Counts:

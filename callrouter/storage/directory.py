@@ -410,7 +410,12 @@ async def list_operators(
 
 def operator_json(operator: Operator) -> dict[str, Any]:
     """The API shape of an operator mapping."""
-    return {"employee_id": operator.employee_id, "staff_id": operator.staff_id}
+    return {
+        "employee_id": operator.employee_id,
+        "staff_id": operator.staff_id,
+        "full_name": operator.full_name,
+        "phones": list(operator.phones or []),
+    }
 
 
 async def operator_map(session: AsyncSession) -> dict[int, int]:
@@ -917,10 +922,15 @@ async def reset_staff_token(session: AsyncSession, staff_id: int) -> dict[str, A
 
 
 async def map_operator(
-    session: AsyncSession, employee_id: int, staff_id: int | None
+    session: AsyncSession, employee_id: int, staff_id: int | None, phones: list[str] | None = None
 ) -> dict[str, Any]:
-    """`PUT /api/v1/operators/{employee_id}`."""
-    return operator_json(await put_operator(session, employee_id, staff_id))
+    """`PUT /api/v1/operators/{employee_id}`; `phones` (smart routing rings them) replace the
+    operator's when given, without repeats."""
+    operator = await put_operator(session, employee_id, staff_id)
+    if phones is not None:
+        operator.phones = list(dict.fromkeys(phones))
+        await session.flush()
+    return operator_json(operator)
 
 
 async def add_field(

@@ -341,3 +341,50 @@ class StatsSnapshot(Base):
     max_id: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     saved_at: Mapped[datetime]
+
+
+# --- smart routing (issue 11 part 1) ---------------------------------------------------------
+
+
+class RoutingDecision(Base):
+    """Where UIS's interactive call processing was told to send a caller, and why. Written in
+    batches after the answer; the call, the wallboard and the statistics show it."""
+
+    __tablename__ = "routing_decisions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    call_session_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    caller: Mapped[str | None] = mapped_column(String(64))  # the caller's digits
+    numb: Mapped[str | None] = mapped_column(String(64))  # the number called
+    reason: Mapped[str] = mapped_column(String(32))
+    staff_id: Mapped[int | None] = mapped_column(Integer)
+    case_id: Mapped[int | None] = mapped_column(BigInteger)
+    phones: Mapped[list[str]] = mapped_column(JSON, default=list)
+    returned_code: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # skipped, input, error
+
+
+# --- reconciliation with the UIS Data API (issue 11 part 2) -----------------------------------
+
+
+class ReconcileRun(Base):
+    """One comparison of a period with the UIS Data API and the notifications it derived.
+
+    `repairs` lists them (kind, call, leg, event time, whole call); an inbox row whose body hash
+    is among `body_hashes` came from this run, not from UIS (the provenance mark: the body
+    itself carries none, so nothing UIS or anyone with the webhook secret sends can claim it)."""
+
+    __tablename__ = "reconcile_runs"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # "schedule" / "admin"
+    period_from: Mapped[datetime]
+    period_to: Mapped[datetime]
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))  # running / done / failed
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)  # in words, for the admin
+    calls_seen: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)  # repairs per kind
+    repairs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    body_hashes: Mapped[list[str]] = mapped_column(JSON, default=list)

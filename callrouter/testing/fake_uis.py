@@ -24,17 +24,23 @@ import logging
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, TypeAlias
+from zoneinfo import ZoneInfo
 
 import orjson
 from aiohttp import web
 
+from callrouter.domain.notifications import Kind, Notification
+from callrouter.domain.uis import parse_notification
+
 log = logging.getLogger(__name__)
 
+MSK: Final = ZoneInfo("Europe/Moscow")
 PATH: Final = "/v4.0"
 DATA_PATH: Final = "/v2.0"  # the Data API, on the same server (callrouter.dataapi.data_api_url)
 MAX_DATA_LIMIT: Final = 10000
@@ -95,6 +101,23 @@ _EMPLOYEES_TYPES: Final[dict[str, type]] = {
     "fields": list,
     "sort": list,
 }
+_CALLS_REPORT: Final = "get.calls_report"
+_LEGS_REPORT: Final = "get.call_legs_report"
+_REPORTS: Final = (_CALLS_REPORT, _LEGS_REPORT)
+_DATA_METHODS: Final = (_EMPLOYEES, *_REPORTS)
+_REPORT_TYPES: Final[dict[str, type]] = {
+    "access_token": str,
+    "user_id": int,
+    "date_from": str,
+    "date_till": str,
+    "limit": int,
+    "offset": int,
+    "filter": dict,
+    "fields": list,
+    "sort": list,
+}
+_REPORT_TIME: Final = "%Y-%m-%d %H:%M:%S"
+_MAX_REPORT_DAYS: Final = 92  # "at most three months"
 _LIST_TYPES: Final[dict[str, type]] = {
     "access_token": str,
     "direction": str,
@@ -147,6 +170,17 @@ class _Refusal:
     text: str | None = None  # UIS's text when it carries a value (the refused IP)
 
 
+def _paging_refusal(params: dict[str, Any]) -> _Refusal | None:
+    """UIS's bounds on a Data API page: `limit` 1…10,000, `offset` 0…100,000."""
+    limit = params.get("limit", MAX_DATA_LIMIT)
+    if not 1 <= limit <= MAX_DATA_LIMIT:
+        return _Refusal("invalid_parameter_value", "limit", limit)
+    offset = params.get("offset", 0)
+    if not 0 <= offset <= MAX_DATA_OFFSET:
+        return _Refusal("invalid_parameter_value", "offset", offset)
+    return None
+
+
 def _has_type(value: Any, expected: type) -> bool:
     # bool is an int in Python but not in JSON: `"media_file_id": true` is a type error.
     if expected is int and isinstance(value, bool):
@@ -180,6 +214,10 @@ class FakeUis:
         self.headers: list[dict[str, str]] = []
         # (call_session_id, params) of every call the fake "started", for driving notifications.
         self.calls: list[tuple[int, dict[str, Any]]] = []
+        # What `get.calls_report` and `get.call_legs_report` answer from (UIS's row shapes,
+        # times as `YYYY-MM-DD hh:mm:ss`); `reports_from_stream` makes them from notifications.
+        self.call_rows: list[dict[str, Any]] = []
+        self.leg_rows: list[dict[str, Any]] = []
         self._script: deque[_Script] = deque()
         self._next_id = FIRST_CALL_SESSION_ID
         self._runner: web.AppRunner | None = None
@@ -283,6 +321,8 @@ class FakeUis:
         refusal = self._validate(body, request.remote, data_api)
         if refusal is not None:
             return self._refuse(request_id, refusal)
+        if data_api and body["method"] in _REPORTS:
+            return self._report(request_id, body["method"], body["params"])
         if data_api:
             return self._get_employees(request_id, body["params"])
         if body["method"] == _LIST_METHOD:
@@ -298,7 +338,7 @@ class FakeUis:
         if "id" not in body:
             return _Refusal("notifications_not_supported")
         method = body.get("method")
-        if method not in ((_EMPLOYEES,) if data_api else (_METHOD, _LIST_METHOD)):
+        if method not in (_DATA_METHODS if data_api else (_METHOD, _LIST_METHOD)):
             return _Refusal("method_not_found", "method", method)
         params = body.get("params")
         if not isinstance(params, dict):
@@ -309,6 +349,8 @@ class FakeUis:
             return _Refusal("ip_not_whitelisted", text=f"Your IP {remote} is not whitelisted")
         if method == _EMPLOYEES:
             return self._validate_employees_params(params)
+        if method in _REPORTS:
+            return self._validate_report_params(params)
         if method == _LIST_METHOD:
             return self._validate_list_params(params)
         return self._validate_params(params)
@@ -320,13 +362,7 @@ class FakeUis:
                 return _Refusal("unexpected_parameters", name, value)
             if not _has_type(value, _EMPLOYEES_TYPES[name]):
                 return _Refusal("data_type_error", name, value)
-        limit = params.get("limit", MAX_DATA_LIMIT)
-        if not 1 <= limit <= MAX_DATA_LIMIT:
-            return _Refusal("invalid_parameter_value", "limit", limit)
-        offset = params.get("offset", 0)
-        if not 0 <= offset <= MAX_DATA_OFFSET:
-            return _Refusal("invalid_parameter_value", "offset", offset)
-        return None
+        return _paging_refusal(params)
 
     def _get_employees(self, request_id: Any, params: dict[str, Any]) -> web.Response:
         offset = params.get("offset", 0)
@@ -338,6 +374,52 @@ class FakeUis:
         }
         return _json(
             {"jsonrpc": "2.0", "id": request_id, "result": {"data": chunk, "metadata": metadata}}
+        )
+
+    @staticmethod
+    def _validate_report_params(params: dict[str, Any]) -> _Refusal | None:
+        """UIS's rules for the reports: both dates, at most three months apart, the paging
+        bounds, known fields only."""
+        for name, value in params.items():
+            if name not in _REPORT_TYPES:
+                return _Refusal("unexpected_parameters", name, value)
+            if not _has_type(value, _REPORT_TYPES[name]):
+                return _Refusal("data_type_error", name, value)
+        for name in ("date_from", "date_till"):
+            if name not in params:
+                return _Refusal("required_parameter_missed", name)
+        try:
+            start = datetime.strptime(params["date_from"], _REPORT_TIME)
+            till = datetime.strptime(params["date_till"], _REPORT_TIME)
+        except ValueError:
+            return _Refusal("invalid_parameter_value", "date_from", params["date_from"])
+        if till < start or till - start > timedelta(days=_MAX_REPORT_DAYS):
+            return _Refusal("invalid_parameter_value", "date_till", params["date_till"])
+        return _paging_refusal(params)
+
+    def _report(self, request_id: Any, method: str, params: dict[str, Any]) -> web.Response:
+        """The rows whose `start_time` is within [date_from, date_till] (UIS: inclusive, to
+        the second), a page of them, only the `fields` asked for."""
+        start, till = params["date_from"], params["date_till"]
+        if method == _CALLS_REPORT:
+            rows = [r for r in self.call_rows if start <= r["start_time"] <= till]
+        else:
+            # A leg belongs to the period of its call's start, as UIS's report selects it.
+            calls = {r["id"]: r["start_time"] for r in self.call_rows}
+            rows = [
+                r
+                for r in self.leg_rows
+                if start <= calls.get(r["call_session_id"], r["start_time"]) <= till
+            ]
+        rows.sort(key=lambda r: (r["start_time"], r["id"]))
+        offset = params.get("offset", 0)
+        page = rows[offset : offset + params.get("limit", MAX_DATA_LIMIT)]
+        fields = params.get("fields")
+        if fields:
+            page = [{k: v for k, v in r.items() if k in fields} for r in page]
+        metadata = {"api_version": "2.0", "total_items": len(rows), "limits": self._limits()}
+        return _json(
+            {"jsonrpc": "2.0", "id": request_id, "result": {"data": page, "metadata": metadata}}
         )
 
     def _validate_list_params(self, params: dict[str, Any]) -> _Refusal | None:
@@ -489,6 +571,128 @@ def employee(
     }
 
 
+def reports_from_stream(
+    bodies: Iterable[bytes | dict[str, Any]], tz: ZoneInfo = MSK
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What UIS's `get.calls_report` and `get.call_legs_report` would say about the calls of
+    a COMPLETE stream of notification bodies (`uis_bodies`, `bench/generate_traffic.py`): tests
+    drop bodies from the stream and reconcile against this truth.
+
+    Times are whole seconds, as the Data API reports them. A call without a call end is still
+    going on (no `finish_time`). The caller's own leg (in `leg_ids`, never dialled out) is a
+    leg of direction "in"; dialled legs are "out". Recording ids are the links' last part.
+    """
+    notes: dict[int, list[tuple[Notification, dict[str, Any]]]] = {}
+    for raw in bodies:
+        doc = orjson.loads(raw) if isinstance(raw, bytes) else raw
+        n = parse_notification(doc, tz, datetime.now(tz))
+        notes.setdefault(n.call_session_id, []).append((n, doc))
+    calls: list[dict[str, Any]] = []
+    legs: list[dict[str, Any]] = []
+    for call_id, items in notes.items():
+        items.sort(key=lambda item: item[0].time)
+        ns = [n for n, _ in items]
+        end = next((n for n in ns if n.kind is Kind.CALL_END), None)
+        first = ns[0]
+        start = end.time - timedelta(seconds=end.total_seconds or 0) if end else first.time
+        start = min(start, first.time)
+        employees: dict[int, str | None] = {}
+        for n in sorted(ns, key=lambda n: (n.kind is not Kind.OUTGOING_CALL, n.time)):
+            if n.employee_id is not None and n.kind is not Kind.RECORDING:
+                employees.setdefault(n.employee_id, n.employee_name)
+        answers = [n for n in ns if n.kind is Kind.ANSWER]
+        records = [n for n in ns if n.kind is Kind.RECORDING]
+        leg_records: dict[int | None, list[str]] = {}
+        for r in records:
+            for url in r.record_urls:
+                leg_records.setdefault(r.leg_id, []).append(url.rsplit("/", 1)[-1])
+        calls.append(
+            {
+                "id": call_id,
+                "start_time": _second(start),
+                "finish_time": _second(end.time) if end else None,
+                "direction": first.direction or "in",
+                "source": first.call_source,
+                "is_lost": bool(end.is_lost) if end else False,
+                "contact_phone_number": first.phone,
+                "virtual_phone_number": first.virtual_phone_number,
+                "wait_duration": (end.wait_seconds or 0) if end else 0,
+                "talk_duration": (end.talk_seconds or 0) if end else 0,
+                "total_duration": (end.total_seconds or 0) if end else 0,
+                "call_records": [rid for ids in leg_records.values() for rid in ids],
+                "employees": [
+                    {
+                        "employee_id": e,
+                        "employee_full_name": name,
+                        "is_answered": any(a.employee_id == e for a in answers),
+                    }
+                    for e, name in employees.items()
+                ],
+                "last_answered_employee_id": answers[-1].employee_id if answers else None,
+                "call_api_external_id": first.external_id,
+            }
+        )
+        dialled: dict[int, list[Notification]] = {}
+        for n in ns:
+            if n.kind in (Kind.LEG_START, Kind.ANSWER, Kind.LEG_END) and n.leg_id is not None:
+                dialled.setdefault(n.leg_id, []).append(n)
+        for leg_id, leg_notes in dialled.items():
+            began = min(n.time for n in leg_notes)
+            ended = max(n.time for n in leg_notes)
+            connect = next((n.time for n in leg_notes if n.kind is Kind.ANSWER), None)
+            leg_end = next((n for n in leg_notes if n.kind is Kind.LEG_END), None)
+            named = next((n for n in leg_notes if n.employee_id is not None), leg_notes[0])
+            legs.append(
+                {
+                    "id": leg_id,
+                    "call_session_id": call_id,
+                    "start_time": _second(began),
+                    "connect_time": _second(connect) if connect else None,
+                    "duration": int((_floor(ended) - _floor(began)).total_seconds()),
+                    "direction": "out",
+                    "is_operator": bool(leg_end.is_operator) if leg_end else False,
+                    "is_failed": False,
+                    "is_talked": connect is not None,
+                    "employee_id": named.employee_id,
+                    "employee_full_name": named.employee_name,
+                    "called_phone_number": None,
+                    "call_records": leg_records.get(leg_id, []),
+                }
+            )
+        own: set[int] = set()
+        for _, doc in items:
+            ids = doc.get("leg_ids")
+            if isinstance(ids, list):
+                own.update(i for i in ids if isinstance(i, int))
+        for leg_id in sorted(own - set(dialled)):
+            legs.append(
+                {
+                    "id": leg_id,
+                    "call_session_id": call_id,
+                    "start_time": _second(start),
+                    "connect_time": _second(start),
+                    "duration": (end.total_seconds or 0) if end else 0,
+                    "direction": "in",
+                    "is_operator": False,
+                    "is_failed": False,
+                    "is_talked": True,
+                    "employee_id": None,
+                    "employee_full_name": None,
+                    "called_phone_number": None,
+                    "call_records": [],
+                }
+            )
+    return calls, legs
+
+
+def _floor(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
+
+
+def _second(moment: datetime) -> str:
+    return moment.strftime(_REPORT_TIME)
+
+
 def demo_employees() -> list[dict[str, Any]]:
     """A few employees to try the import with (`--demo-employees`)."""
     return [
@@ -523,7 +727,21 @@ def _masked(body: Any) -> Any:
     return body
 
 
-async def _serve(host: str, port: int, access_token: str, employees: list[dict[str, Any]]) -> None:
+def _bodies(path: Path) -> list[bytes]:
+    """Notification bodies from a file: a JSON list of them, or one JSON body per line."""
+    raw = path.read_bytes()
+    if raw.lstrip().startswith(b"["):
+        return [orjson.dumps(doc) for doc in orjson.loads(raw)]
+    return [line for line in raw.splitlines() if line.strip()]
+
+
+async def _serve(
+    host: str,
+    port: int,
+    access_token: str,
+    employees: list[dict[str, Any]],
+    reports: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], []),
+) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     # SIGTERM too, so scripts and process managers stop it cleanly, not only Ctrl-C.
@@ -531,6 +749,7 @@ async def _serve(host: str, port: int, access_token: str, employees: list[dict[s
         loop.add_signal_handler(signum, stopping.set)
     fake = FakeUis(access_token)
     fake.employees = employees
+    fake.call_rows, fake.leg_rows = reports
     url = await fake.start(host, port)
     print(f"fake UIS Call API at {url}, Data API at {fake.data_url}", flush=True)
     try:
@@ -543,7 +762,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the fake standalone until interrupted."""
     parser = argparse.ArgumentParser(
         description="Fake UIS Call API (start.employee_call, list.calls) and Data API "
-        "(get.employees)."
+        "(get.employees, get.calls_report, get.call_legs_report)."
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -554,12 +773,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--demo-employees", action="store_true", help="answer get.employees with three samples"
     )
+    parser.add_argument(
+        "--calls", type=Path, help="a JSON file: the rows get.calls_report answers (UIS's shape)"
+    )
+    parser.add_argument(
+        "--legs", type=Path, help="a JSON file: the rows get.call_legs_report answers"
+    )
+    parser.add_argument(
+        "--reports-from-stream",
+        type=Path,
+        metavar="FILE",
+        help="notification bodies (a JSON list, or one per line) of a COMPLETE stream: both "
+        "reports answer what UIS would say of those calls",
+    )
+    parser.add_argument(
+        "--timezone", default="Europe/Moscow", help="the account's zone, for --reports-from-stream"
+    )
     args = parser.parse_args(argv)
+    reports: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    if args.reports_from_stream is not None:
+        reports = reports_from_stream(_bodies(args.reports_from_stream), ZoneInfo(args.timezone))
+    if args.calls is not None:
+        reports = (orjson.loads(args.calls.read_bytes()), reports[1])
+    if args.legs is not None:
+        reports = (reports[0], orjson.loads(args.legs.read_bytes()))
     employees = demo_employees() if args.demo_employees else []
     if args.employees is not None:
         employees = orjson.loads(args.employees.read_bytes())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    asyncio.run(_serve(args.host, args.port, args.access_token, employees))
+    asyncio.run(_serve(args.host, args.port, args.access_token, employees, reports))
 
 
 if __name__ == "__main__":

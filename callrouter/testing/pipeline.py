@@ -37,6 +37,7 @@ class Pipeline:
         shards: int = 2,
         lateness: float = 30.0,
         silent_timeout: float = 7200.0,
+        hold: float = 0.0,
         tz: ZoneInfo = MSK,
     ) -> None:
         self.db = db
@@ -44,7 +45,7 @@ class Pipeline:
         self.dispatch = Dispatch(shards)
         self.dispatch.clock.set_reach(lateness)
         self.hosts = [
-            ShardHost(i, shards, staff_of, silent_timeout, lateness) for i in range(shards)
+            ShardHost(i, shards, staff_of, silent_timeout, lateness, hold) for i in range(shards)
         ]
         self.decide: deque[CallFacts] = deque()
         self.batch = Batch()
@@ -63,6 +64,19 @@ class Pipeline:
         if inbox_id is not None:
             await self._route([(inbox_id, n, wall)], wall)
         return inbox_id
+
+    async def post_many(self, raws: list[bytes], wall: float) -> list[int | None]:
+        """Bodies stored in one transaction and routed together, as the writer does with one
+        ingest (the reconciliation's repairs); their inbox ids, None for repeats."""
+        received = datetime.fromtimestamp(wall, UTC)
+        notes = [parse_notification(parse_body(raw), self.tz, received) for raw in raws]
+        incoming = [Incoming(raw, n.call_session_id, received) for raw, n in zip(raws, notes)]
+        async with self.db.writing() as conn:
+            ids = await inbox.insert_bodies(conn, incoming)
+        items = [(i, n, wall) for i, n in zip(ids, notes, strict=True) if i is not None]
+        if items:
+            await self._route(list(items), wall)
+        return ids
 
     async def _route(
         self, items: list[tuple[int | None, Notification, float]], wall: float

@@ -517,3 +517,33 @@ def outgoing_from_case(
     if answered:
         call.recording(employee_id, talk=talk, leg_id=user_leg)
     return call.events
+
+
+def scenario(
+    kind: str,
+    call_id: int,
+    start: datetime,
+    phone: str,
+    employees: tuple[int, int, int],
+    rng: random.Random,
+) -> list[Event]:
+    """One call of a named kind, for property tests that draw calls: `answered`, `missed`,
+    `voice_menu`, `transfer`, `unmapped` (missed, offered to an operator nobody is mapped to),
+    `dial` (click-to-call), `out_yes` / `out_no` (from the softphone, answered or not).
+    `employees` are the first and second operators and the unmapped one."""
+    first, second, unmapped = employees
+    if kind == "answered":
+        return incoming_answered(call_id, start, phone, first, rng=rng)
+    if kind == "missed":
+        return incoming_missed(call_id, start, phone, [first, second], rng=rng)
+    if kind == "unmapped":
+        return incoming_missed(call_id, start, phone, [unmapped], rng=rng)
+    if kind == "voice_menu":
+        return voice_menu_hangup(call_id, start, phone, rng=rng)
+    if kind == "transfer":
+        return transfer(call_id, start, phone, first, second, rng=rng)
+    if kind == "dial":
+        return outgoing_from_case(call_id, start, phone, first, f"case-{call_id}", True, rng=rng)
+    if kind in ("out_yes", "out_no"):
+        return outgoing_softphone(call_id, start, phone, second, kind == "out_yes", rng=rng)
+    raise ValueError(f"no scenario {kind!r}")

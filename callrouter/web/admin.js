@@ -6,6 +6,8 @@ import {$, ApiError, api, copy, showError, signOut} from './admin-api.js';
 import {initIntegration} from './admin-integration.js';
 import {initInspect} from './admin-inspect.js';
 import {initPeople} from './admin-people.js';
+import {initReconcile} from './admin-reconcile.js';
+import {initRouting} from './admin-routing.js';
 import {initSettings} from './admin-settings.js';
 
 const t = (key, vars) => window.I18N.t(key, vars);
@@ -38,6 +40,8 @@ async function main() {
     who(),
     initIntegration(),
     initPeople(),
+    initRouting(),
+    initReconcile(),
     initSettings().then(initInspect),
   ]);
   const failed = sections.find((s) => s.status === 'rejected');

@@ -174,7 +174,10 @@ function logRow(call) {
       call.user_id != null ? h('a', {href: `#/user/${call.user_id}`, 'data-testid': 'log-caller'}, caller)
         : h('span', {'data-testid': 'log-caller'}, caller),
       call.user_name ? h('div', {class: 'muted small'}, fmtPhone(call.phone)) : null),
-    h('td', null, h('span', {class: `outcome-tag outcome-${call.outcome}`, 'data-testid': 'log-outcome'}, outcome)),
+    h('td', null, h('span', {class: `outcome-tag outcome-${call.outcome}`, 'data-testid': 'log-outcome'}, outcome),
+      // Smart routing (issue 11) sent this caller to a staff member's phones.
+      (call.routing || []).some((d) => d.phones.length)
+        ? h('div', {class: 'muted small', 'data-testid': 'log-routed'}, t('log.routed')) : null),
     h('td', {class: 'nowrap muted'}, call.outcome === 'answered' ? fmtDuration(call.talk_seconds) : '—'),
     h('td', {'data-testid': 'log-cases'}, call.cases.length
       ? call.cases.map((c) => h('div', {class: 'log-case'},

@@ -329,15 +329,22 @@ async def test_bad_paging(client: Any, expect_error: Any, query: str) -> None:
 async def test_operators(client: Any, control: Any, new_staff: Any, expect_error: Any) -> None:
     anna = await new_staff(client)
     resp = await client.put("/api/v1/operators/101", json={"staff_id": anna["id"]}, headers=ADMIN)
-    assert (resp.status, await resp.json()) == (200, {"employee_id": 101, "staff_id": anna["id"]})
+    plain = {"full_name": None, "phones": []}  # not imported from UIS: no name, no phones
+    assert (resp.status, await resp.json()) == (
+        200,
+        {"employee_id": 101, "staff_id": anna["id"]} | plain,
+    )
     resp = await client.put("/api/v1/operators/102", json={"staff_id": None}, headers=ADMIN)
-    assert await resp.json() == {"employee_id": 102, "staff_id": None}
+    assert await resp.json() == {"employee_id": 102, "staff_id": None} | plain
     resp = await client.put("/api/v1/operators/101", json={"staff_id": None}, headers=ADMIN)
-    assert await resp.json() == {"employee_id": 101, "staff_id": None}
+    assert await resp.json() == {"employee_id": 101, "staff_id": None} | plain
     assert control.changes == 4  # the new staff member + three operator changes
     resp = await client.get("/api/v1/operators", headers=ADMIN)
     assert await resp.json() == {
-        "items": [{"employee_id": 101, "staff_id": None}, {"employee_id": 102, "staff_id": None}],
+        "items": [
+            {"employee_id": 101, "staff_id": None} | plain,
+            {"employee_id": 102, "staff_id": None} | plain,
+        ],
         "total": 2,
     }
 

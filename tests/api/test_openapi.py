@@ -71,6 +71,17 @@ API_MD = {
     # issue 11: operators imported from UIS
     ("get", "/api/v1/operators/import"),
     ("post", "/api/v1/operators/import"),
+    # issue 11 part 1: smart routing
+    ("post", "/webhooks/uis/{secret}/route"),
+    ("get", "/webhooks/uis/{secret}/route"),
+    ("get", "/api/v1/routing"),
+    ("put", "/api/v1/routing"),
+    ("get", "/api/v1/routing/stats"),
+    # issue 11 part 2: reconciliation with the UIS Data API
+    ("post", "/api/v1/reconcile"),
+    ("get", "/api/v1/reconcile"),
+    ("get", "/api/v1/reconcile/settings"),
+    ("put", "/api/v1/reconcile/settings"),
 }
 
 

@@ -32,6 +32,7 @@ SNAPSHOT_KEYS = {
     "per_staff",
     "by_hour",
     "seq",
+    "routed",  # issue 11: calls smart routing sent to their own agent, and those answered
 }
 
 
@@ -116,7 +117,15 @@ def test_empty_board_has_the_api_shape() -> None:
         "avg_talk_seconds": None,
     }
     assert s["per_staff"] == [
-        {"staff_id": ANNA, "state": "offline", "answered": 0, "missed": 0, "talk_seconds": 0}
+        {
+            "staff_id": ANNA,
+            "state": "offline",
+            "answered": 0,
+            "missed": 0,
+            "talk_seconds": 0,
+            "routed": 0,
+            "reached": 0,
+        }
     ]
     assert s["by_hour"] == [{"hour": h, "answered": 0, "missed": 0} for h in range(24)]
 
@@ -351,6 +360,8 @@ def test_a_new_day_starts_from_zero() -> None:
         "answered": 0,
         "missed": 0,
         "talk_seconds": 0,
+        "routed": 0,
+        "reached": 0,
     }
     assert all(h["answered"] == h["missed"] == 0 for h in s["by_hour"])  # type: ignore[union-attr]
     assert s["ringing"] == 1
@@ -482,6 +493,8 @@ def test_a_real_call_through_the_shard_host() -> None:
         "answered": 1,
         "missed": 0,
         "talk_seconds": 73,
+        "routed": 0,
+        "reached": 0,
     }
 
 

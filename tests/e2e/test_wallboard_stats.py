@@ -43,6 +43,7 @@ SNAPSHOT_KEYS = {
     "per_staff",
     "by_hour",
     "seq",
+    "routed",
 }
 TODAY_KEYS = {"answered", "missed", "service_level", "avg_answer_seconds", "avg_talk_seconds"}
 LOAD_KEYS = {"new_total", "new_from_users", "reopened", "in_work", "answered", "closed"}
@@ -226,6 +227,8 @@ def test_r31_ringing_call_shows_on_the_wallboard(
         "answered": 0,
         "missed": 0,
         "talk_seconds": 0,
+        "routed": 0,  # smart routing (issue 11) sent them no call
+        "reached": 0,
     }
     assert ringing["staff"]["ringing"] == 1
     assert sum(ringing["staff"].values()) == len(ringing["per_staff"])
@@ -415,6 +418,8 @@ def test_r31_today_answered_missed_service_level_asa(
         "answered": 1,
         "missed": 1,
         "talk_seconds": 40,
+        "routed": 0,  # smart routing (issue 11) sent them no call
+        "reached": 0,
     }
     assert staff_row(after, ivan) == {
         "staff_id": ivan.id,
@@ -422,6 +427,8 @@ def test_r31_today_answered_missed_service_level_asa(
         "answered": 1,
         "missed": 1,
         "talk_seconds": 100,
+        "routed": 0,  # smart routing (issue 11) sent them no call
+        "reached": 0,
     }
     # The hour chart: each call in the hour it started, in the account's time.
     delta = {

@@ -194,7 +194,12 @@ async def test_operators_map_and_unmap(database: Database) -> None:
     await _in_tx(database, d.put_operator, 102, anna.id)
     await _in_tx(database, d.put_operator, 103, None)
     changed = await _in_tx(database, d.put_operator, 102, bob.id)
-    assert d.operator_json(changed) == {"employee_id": 102, "staff_id": bob.id}
+    assert d.operator_json(changed) == {
+        "employee_id": 102,
+        "staff_id": bob.id,
+        "full_name": None,
+        "phones": [],
+    }
     assert await _in_tx(database, d.operator_map) == {101: anna.id, 102: bob.id}
     await _in_tx(database, d.put_operator, 101, None)
     assert await _in_tx(database, d.operator_map) == {102: bob.id}

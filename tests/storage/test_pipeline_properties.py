@@ -45,17 +45,7 @@ class Delivery:
 def call_events(
     kind: str, call_id: int, start: datetime, phone: str, rng: random.Random
 ) -> list[ub.Event]:
-    if kind == "answered":
-        return ub.incoming_answered(call_id, start, phone, E1, rng=rng)
-    if kind == "missed":
-        return ub.incoming_missed(call_id, start, phone, [E1, E2], rng=rng)
-    if kind == "voice_menu":
-        return ub.voice_menu_hangup(call_id, start, phone, rng=rng)
-    if kind == "transfer":
-        return ub.transfer(call_id, start, phone, E1, E2, rng=rng)
-    if kind == "unmapped":
-        return ub.incoming_missed(call_id, start, phone, [E9], rng=rng)
-    return ub.outgoing_softphone(call_id, start, phone, E2, kind == "out_yes", rng=rng)
+    return ub.scenario(kind, call_id, start, phone, (E1, E2, E9), rng)
 
 
 @st.composite
