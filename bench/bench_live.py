@@ -50,6 +50,7 @@ from zoneinfo import ZoneInfo
 from bench_pipeline import TOKEN, start_service, system
 from bench_reference import (
     WEBHOOK_PATH,
+    cpu_by_role,
     free_port,
     start_endpoint,
     stop_endpoint,
@@ -338,27 +339,6 @@ async def _reference(lines: list[tuple[float, dict[str, Any]]], work: Path) -> l
         return answers
     finally:
         stop_endpoint(server)
-
-
-def cpu_by_role(service_pid: int) -> dict[str, float]:
-    """CPU seconds of the service's processes by role: the frontend, each kind of Ray actor
-    (by its process title, `ray::Writer` …), Ray's own daemons together."""
-    found: dict[str, float] = defaultdict(float)
-    root = psutil.Process(service_pid)
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            title = " ".join(proc.cmdline())
-            times = proc.cpu_times()
-        except psutil.Error:
-            continue
-        if proc.pid == service_pid:
-            role = "frontend"
-        elif title.startswith("ray::"):
-            role = title.split()[0].split(".")[0][5:] or "ray worker"
-        else:
-            role = "ray daemons"
-        found[role] += times.user + times.system
-    return found
 
 
 # -- memory per live call -----------------------------------------------------------------------

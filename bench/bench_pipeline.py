@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_reference import (
     WEBHOOK_PATH,
     Row,
+    cpu_by_role,
     free_port,
     measure,
     start_endpoint,
@@ -143,9 +144,11 @@ async def main() -> None:
         await wait_healthy(url, timeout=120)
         idle_rss = tree_rss_mib(service.pid)
         started = time.monotonic()
+        cpu_before = cpu_by_role(service.pid)
         rows.append(await measure("callrouter", service.pid, client(url, True)))
         after_rss = tree_rss_mib(service.pid)
         finished, info = await drained(url, timeout=900)
+        cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_by_role(service.pid).items()}
         cases = await count_cases(url)
     finally:
         stop_endpoint(service)
@@ -166,6 +169,17 @@ async def main() -> None:
         f"(drain after the last answer {took - product.elapsed_seconds:.1f} s)"
     )
     print(f"cases created: {cases}; inbox pending at the end: {info['inbox_pending']}")
+    # What each part of the service spent, first post to all effects durable (the capacity
+    # model's per-component costs, docs/capacity.md).
+    print(
+        "CPU ms per notification by process: "
+        + ", ".join(
+            f"{role} {seconds * 1000 / product.sent:.2f}"
+            for role, seconds in sorted(cpu_used.items(), key=lambda kv: -kv[1])
+            if seconds > 0
+        )
+        + f"; total {sum(cpu_used.values()) * 1000 / product.sent:.2f}"
+    )
     print(
         f"memory (service process tree RSS): idle {idle_rss:,.0f} MiB, after load {after_rss:,.0f} MiB"
     )

@@ -93,6 +93,27 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def cpu_by_role(service_pid: int) -> dict[str, float]:
+    """CPU seconds of the service's processes by role: the frontend, each kind of Ray actor
+    (by its process title, `ray::Writer` …), Ray's own daemons together."""
+    found: dict[str, float] = {}
+    root = psutil.Process(service_pid)
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            title = " ".join(proc.cmdline())
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        if proc.pid == service_pid:
+            role = "frontend"
+        elif title.startswith("ray::"):
+            role = title.split()[0].split(".")[0][5:] or "ray worker"
+        else:
+            role = "ray daemons"
+        found[role] = found.get(role, 0.0) + times.user + times.system
+    return found
+
+
 def own_cpu_seconds() -> float:
     """CPU seconds of this process plus its finished children (the sender processes)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
