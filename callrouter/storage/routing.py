@@ -148,16 +148,18 @@ async def _load_phones(session: AsyncSession, affinity: Affinity, users: Iterabl
 async def apply_delta(session: AsyncSession, affinity: Affinity, cursors: Cursors) -> int:
     """Read what changed since `cursors` into `affinity` (moving the cursors); how many cases
     and numbers changed. Phones removed from a user are dropped by the next full load."""
-    changed = list(
-        await session.scalars(
+    # One statement gives both the cases and how far they reach: a second one could see a
+    # row committed in between, and the cursor would move past a case never read.
+    latest = (
+        await session.execute(
             select(CaseEvent.case_id, func.max(CaseEvent.id))
             .where(CaseEvent.id > cursors.history_id)
             .group_by(CaseEvent.case_id)
         )
-    )
-    top = await session.scalar(
-        select(func.max(CaseEvent.id)).where(CaseEvent.id > cursors.history_id)
-    )
+    ).tuples()
+    reach = dict(latest.all())
+    changed = list(reach)
+    top = max(reach.values(), default=0)
     before = affinity.tracked_users()
     for start in range(0, len(changed), CHUNK):
         rows = await session.execute(
