@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,8 +34,28 @@ class Store(Protocol):
 class AccountBox:
     """The account settings as last loaded; the webhook reads them on every request."""
 
+    RELOAD_SPACING = 1.0  # seconds between reloads asked for by unknown webhook secrets
+
     def __init__(self, value: Account) -> None:
         self.value = value
+        self._reload: asyncio.Future[None] | None = None
+        self._reloaded_at = float("-inf")
+
+    async def reload(self, load: Callable[[], Awaitable[Account]]) -> Account:
+        """The settings read again — one read shared by everyone asking at once, and at most
+        one a second (an unknown secret asks: a stream of wrong ones must not hammer the
+        database)."""
+        loop = asyncio.get_running_loop()
+        if self._reload is None or (
+            self._reload.done() and loop.time() - self._reloaded_at >= self.RELOAD_SPACING
+        ):
+            self._reloaded_at = loop.time()
+            self._reload = asyncio.ensure_future(self._load(load))
+        await asyncio.shield(self._reload)
+        return self.value
+
+    async def _load(self, load: Callable[[], Awaitable[Account]]) -> None:
+        self.value = await load()
 
 
 DB = web.AppKey("db", Database)

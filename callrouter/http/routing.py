@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hmac
 import logging
 import time
 import urllib.parse
@@ -36,7 +35,6 @@ from callrouter.domain.routing import (
     fallback,
     tally,
 )
-from callrouter.http.errors import not_found
 from callrouter.http.keys import ACCOUNT, DB, PUBLIC_URL, STORE
 from callrouter.http.operation import operation
 from callrouter.http.schemas import (
@@ -49,6 +47,7 @@ from callrouter.http.schemas import (
     RoutingStats,
 )
 from callrouter.http.stats import period
+from callrouter.http.webhook import webhook_account
 from callrouter.storage import routing as store
 from callrouter.storage.engine import Database
 
@@ -404,11 +403,7 @@ async def route_query(request: web.Request) -> web.Response:
 
 async def _route(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    integration = request.app[ACCOUNT].value.integration
-    if integration is None or not hmac.compare_digest(
-        request.match_info["secret"].encode(), integration.webhook_secret.encode()
-    ):
-        raise not_found("unknown_webhook", "No UIS integration has this webhook address.")
+    await webhook_account(request)
     service = request.app.get(ROUTING)
     fields: dict[str, Any] = {}
     try:

@@ -3,23 +3,57 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import traceback
 from datetime import UTC, datetime
 
 from aiohttp import web
 
+from callrouter.domain.account import Account
 from callrouter.domain.notifications import NotificationError
 from callrouter.domain.uis import BodyError, body_text, parse_body, parse_notification
 from callrouter.http.errors import ApiError, json_response, not_found
-from callrouter.http.keys import ACCOUNT, CLUSTER
+from callrouter.http.keys import ACCOUNT, CLUSTER, DB
 from callrouter.http.operation import operation
 from callrouter.http.schemas import Ok, UisNotification
+from callrouter.storage import directory
+from callrouter.storage.engine import Database
 from callrouter.storage.inbox import Failure
 
+log = logging.getLogger("callrouter.webhook")
 routes = web.RouteTableDef()
 
 MAX_BODY = 64 * 1024
 MAX_QUEUE = 20_000  # bodies waiting for the disk: past this we shed load with a 503
+
+
+def _opens(account: Account, secret: bytes) -> bool:
+    integration = account.integration
+    return integration is not None and hmac.compare_digest(
+        secret, integration.webhook_secret.encode()
+    )
+
+
+async def webhook_account(request: web.Request) -> Account:
+    """The account whose webhook secret the path carries (compared in constant time), else
+    404. A secret this frontend does not know makes it read the settings again first: the
+    integration may have been saved on another frontend a moment ago (each frontend also
+    rereads them every few seconds), and its first notifications must not be refused."""
+    secret = request.match_info["secret"].encode()
+    box = request.app[ACCOUNT]
+    if not _opens(box.value, secret):
+        try:
+            await box.reload(lambda: _load_account(request.app[DB]))
+        except Exception:  # noqa: BLE001 - the database blinked: answer with what we know
+            log.warning("reading the settings for an unknown webhook secret failed")
+        if not _opens(box.value, secret):
+            raise not_found("unknown_webhook", "No UIS integration has this webhook address.")
+    return box.value
+
+
+async def _load_account(db: Database) -> Account:
+    async with db.sessions() as session:
+        return await directory.load_account(session)
 
 
 async def _read_limited(request: web.Request) -> tuple[bytes, int]:
@@ -67,13 +101,7 @@ async def webhook(request: web.Request) -> web.Response:
     200 once stored durably (a duplicate also gets 200 and changes nothing). 400 for a body
     that is not JSON, 422 for JSON that is not a usable notification: both are kept for
     inspection at `GET /api/v1/rejected`."""
-    account = request.app[ACCOUNT].value
-    integration = account.integration
-    secret = request.match_info["secret"]
-    if integration is None or not hmac.compare_digest(
-        secret.encode(), integration.webhook_secret.encode()
-    ):
-        raise not_found("unknown_webhook", "No UIS integration has this webhook address.")
+    account = await webhook_account(request)
     received_at = datetime.now(UTC)
     raw, size = await _read_limited(request)
     cluster = request.app[CLUSTER]
