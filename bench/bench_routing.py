@@ -318,7 +318,7 @@ async def main() -> None:
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}; {os.cpu_count()} cores; {args.rate:,.0f} requests/s "
         f"asked for {args.seconds:.0f} s; view: {args.staff} staff ({args.consoles} with a console),"
         f" {args.callers:,} callers with an open case, half with a past conversation (seeded in "
-        f"{seeded:.1f} s, loaded by the frontend in {view['callers']:,} callers)"
+        f"{seeded:.1f} s, the frontend's view holds {view['callers']:,} callers)"
     )
     print(
         f"{'':<24}{'count':>8}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
