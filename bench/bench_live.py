@@ -177,16 +177,18 @@ async def setup_staff(
 
         async def one(employee: int) -> None:
             person = {"full_name": f"Operator {employee}", "email": f"op{employee}@example.com"}
-            async with slots:
-                async with s.post(url + "/api/v1/staff", json=person) as r:
-                    staff = await r.json()
-                operator = {"staff_id": staff["id"]}
-                async with s.put(f"{url}/api/v1/operators/{employee}", json=operator) as r:
-                    r.raise_for_status()
+            async with slots, s.post(url + "/api/v1/staff", json=person) as r:
+                staff = await r.json()
             tokens[employee] = staff["token"]
             staff_ids[employee] = staff["id"]
 
         await asyncio.gather(*(one(FIRST_EMPLOYEE + i) for i in range(employees)))
+        # Every mapping in one request: one reload of the operators everywhere, not one each.
+        mappings = [{"employee_id": e, "staff_id": i} for e, i in staff_ids.items()]
+        for start in range(0, len(mappings), 10_000):
+            batch = {"mappings": mappings[start : start + 10_000]}
+            async with s.post(url + "/api/v1/operators/import", json=batch) as r:
+                r.raise_for_status()
     return path, tokens, staff_ids
 
 
