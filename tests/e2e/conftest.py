@@ -49,7 +49,7 @@ READY_TIMEOUT = 90.0  # Ray starts in 5–10 s here; a loaded machine gets some 
 # default). Tests post calls minutes apart in event time within seconds, so the clock runs
 # fast between them and a quiet line is decided after about a second — but the first calls
 # of a fresh service wait the bound in real seconds, until the clock has seen the pace.
-CASE_TIMEOUT = 45.0
+CASE_TIMEOUT = 90.0  # two test workers load the machine: the bound's real seconds stretch
 STOP_TIMEOUT = 30.0
 ACCOUNT_TZ = ZoneInfo("Europe/Moscow")  # the default account time zone (API.md settings)
 PG_URL = os.environ.get(
@@ -509,6 +509,18 @@ class Desk:
 
         result: dict[str, Any] = self.wait(probe, f"call {call_id} {state}")
         return result
+
+    def wait_recorded(self, case: dict[str, Any], events: list[Event]) -> dict[str, Any]:
+        """The case once its call's recordings are in: a recording the writer had not applied
+        when the call was decided completes the case after it (seconds later under load)."""
+        links = self.recording_links(events)
+        return self.wait_case(
+            case["id"],
+            lambda c: any(
+                (m.get("call") or {}).get("recording_urls") == links for m in c["messages"]
+            ),
+            "the call's recordings attached",
+        )
 
     def wait_finalized(self, call_id: int) -> dict[str, Any]:
         """Poll until the call's cases were decided (the stored call shows its outcome)."""

@@ -123,12 +123,7 @@ def test_a_late_repeat_does_not_revive_a_decided_call(desk: Desk) -> None:
     desk.post_call(events)
     [case] = desk.wait_for_cases(phone, 1)
     desk.wait_finalized(call_id)
-    # The recording may complete the case after its decision (under load, seconds later):
-    # the case to compare with is the complete one.
-    links = desk.recording_links(events)
-    case = desk.wait_case(
-        case["id"], lambda c: c["messages"][-1]["call"]["recording_urls"] == links, "recorded"
-    )
+    case = desk.wait_recorded(case, events)  # the case to compare with is the complete one
     leg_start = next(doc for _, doc in events if doc["notification_name"] == uis.NAMES["leg_start"])
     received = asyncio.run(
         _events_while(desk, anna.token, lambda: desk.post({"resent": 1} | leg_start))

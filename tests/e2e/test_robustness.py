@@ -54,6 +54,7 @@ def test_r32_duplicate_bodies_change_nothing(desk: Desk) -> None:
             assert resp.status == 200 and resp.json == {"ok": True}, resp
 
     [case] = desk.wait_for_cases(phone, 1)
+    case = desk.wait_recorded(case, events)
     message = desk.only_call_message(case)
     assert message["call"]["recording_urls"] == desk.recording_links(events)
     assert case["status"] == "open" and case["assignee_id"] == anna.id
@@ -95,12 +96,19 @@ def test_r32_out_of_order_gives_the_same_cases(desk: Desk) -> None:
         desk.post_call(call_end + others)
         pairs.append((kind, in_order_phone, shuffled_phone))
 
+    def recorded(phone: str, count: int) -> list[dict[str, Any]] | None:
+        """The cases once every conversation has its recording (a recording the writer had
+        not applied at the decision completes the case after it)."""
+        cases = desk.wait_for_cases(phone, count)
+        shapes = [_shape(c, phone) for c in cases]
+        done = all(m["recordings"] == 1 for c in shapes for m in c["messages"])
+        return sorted(shapes, key=str) if done else None
+
     for kind, in_order_phone, shuffled_phone in pairs:
-        expected = desk.wait_for_cases(in_order_phone, 2 if kind == "transfer" else 1)
-        got = desk.wait_for_cases(shuffled_phone, len(expected))
-        want = sorted((_shape(c, in_order_phone) for c in expected), key=str)
-        assert sorted((_shape(c, shuffled_phone) for c in got), key=str) == want, kind
-        assert all(m["recordings"] == 1 for c in want for m in c["messages"]), kind
+        count = 2 if kind == "transfer" else 1
+        want = desk.wait(lambda p=in_order_phone, n=count: recorded(p, n), f"{kind}: recorded")
+        got = desk.wait(lambda p=shuffled_phone, n=count: recorded(p, n), f"{kind}: shuffled")
+        assert got == want, kind
 
 
 def test_r32_late_notifications_after_the_case_change_nothing(desk: Desk) -> None:
@@ -116,6 +124,7 @@ def test_r32_late_notifications_after_the_case_change_nothing(desk: Desk) -> Non
     desk.post_call([e for e in events if e not in late])
     [case] = desk.wait_for_cases(phone, 1)
     desk.wait_finalized(call_id)
+    case = desk.wait_recorded(case, events)
     desk.post_call(late)
 
     assert case["subject"] == f"Входящий звонок с {phone}"

@@ -90,7 +90,12 @@ def test_a_caller_reaches_the_assignee_of_their_open_case(routing_desk: Desk) ->
     [case] = desk.wait_for_cases(caller, 1)
     assert (case["status"], case["assignee_id"]) == ("open", anna.id)
 
-    settings = desk.admin.put("/api/v1/routing", {"enabled": True, "fallback_code": 2})
+    # Only the open-case rule: Anna also talked last, and the live `call.answered` reaches the
+    # view before the stored case does (a database delta each second), so with both rules on a
+    # loaded machine may route her by the other rule first.
+    settings = desk.admin.put(
+        "/api/v1/routing", {"enabled": True, "fallback_code": 2, "last_talked": False}
+    )
     assert settings.status == 200, settings
     url = settings.json["route_url"]
     assert url.startswith(desk.service.base_url)
@@ -124,8 +129,9 @@ def test_a_caller_reaches_the_assignee_of_their_open_case(routing_desk: Desk) ->
         anna.id,
         [ANNA_PHONE],
     )
+    # Asks before it: Anna not free yet, or the view not yet holding the case.
     reasons = {d["reason"] for d in desk.call(routed_call).json["routing"]}
-    assert reasons <= {"open_case_assignee", "no_free_agent"}
+    assert reasons <= {"open_case_assignee", "no_free_agent", "unknown_caller"}
     # Anna's call log in the console shows it too.
     log = anna.api.get("/api/v1/worklist/calls").json["items"]
     [logged] = [c for c in log if c["call_session_id"] == routed_call]

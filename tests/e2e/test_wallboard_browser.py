@@ -349,13 +349,14 @@ def _pages_seen(page: Page) -> list[list[int]]:
     seen: dict[int, list[int]] = {}
     deadline = time.monotonic() + pages * 4 + 10
     while len(seen) < pages and time.monotonic() < deadline:
-        number = int(mark.get_attribute("data-page") or 1)
-        ids = [
-            int(i)
-            for i in page.eval_on_selector_all(
-                "#staff-rows tr[data-staff-id]", "rows => rows.map((r) => r.dataset.staffId)"
-            )
-        ]
+        # The page number and its rows in one look: read apart, the page may turn in between.
+        number, ids = page.evaluate(
+            """() => [
+                Number(document.querySelector('[data-testid="staff-page"]').dataset.page || 1),
+                [...document.querySelectorAll("#staff-rows tr[data-staff-id]")].map(
+                    (r) => Number(r.dataset.staffId)),
+            ]"""
+        )
         if number not in seen:
             seen[number] = ids
             assert page.evaluate(OVERFLOWING) == [], f"page {number} overflows"
