@@ -827,6 +827,10 @@ async def _progress_while(task: asyncio.Future[Any], count: Any, bar: tqdm[Any])
 
 async def _run_in_processes(plans: list[_Plan], bar: tqdm[Any]) -> tuple[float, list[_Outcome]]:
     senders = _Senders(len(plans))
+    for number, plan in enumerate(plans):
+        # Each slot starts at its sender's first UIS time, not at infinity: a sender whose
+        # process starts late must still hold the others back from its first notification on.
+        senders.frontiers[number] = plan.times[0] if plan.times else math.inf
     try:
         await senders.send(list(plans))
         await senders.receive("loaded")
