@@ -233,6 +233,14 @@ class ShardHost:
         """Some call here has ended and waits for the lateness bound to be finished."""
         return bool(self.by_end)
 
+    def next_due(self) -> float | None:
+        """The wall time of the next deadline that does not move with the event clock (a
+        silent call giving up, a held call's wait ending), None when there is none: an idle
+        shard needs no delivery before it. Forgetting finished calls is never urgent: it
+        rides on whatever delivery comes."""
+        heads = [heap[0][0] for heap in (self.by_silence, self.by_hold) if heap]
+        return min(heads) if heads else None
+
     def tick(self, now: float) -> Output:
         """Fire what is due: finish calls the event clock has passed by the lateness bound and
         calls silent too long (R32), forget finished calls after their retention."""

@@ -4,11 +4,12 @@ The writer is a shard's only correspondent: it delivers stored notifications (wi
 clock) and, in the same call, takes back everything the shard made since — finished calls,
 late news, quarantined calls, live events, wallboard changes, envelopes for agents on other
 shards. Timers fire in each delivery (the host keeps heaps of deadlines, so a tick looks only
-at what is due); deliveries come at least every tenth of a second while anything happens and
-every second when all is quiet. One Ray call each way per turn, whatever the traffic (a Ray
-call costs ~1 ms of CPU here), and no timer of its own: an idle shard costs nothing. Turns are
-synchronous: `deliver` never awaits between reading and writing entity state. A restarted shard has an epoch of its own, by which the writer
-knows to send it the notifications not done yet.
+at what is due); deliveries come every tenth of a second while anything happens, and otherwise
+by the shard's next deadline. One Ray call each way per turn, whatever the traffic (a Ray call
+costs ~1 ms of CPU here), and no timer of its own: an idle shard costs nothing. Turns are
+synchronous: `deliver` never awaits between reading and writing entity state. A restarted
+shard has an epoch of its own, by which the writer knows to send it the notifications not
+done yet.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Shard:
         known: int | None = None,
         hold: bool = False,
         ack: int | None = None,
-    ) -> tuple[int, int, Output | None, bool]:
+    ) -> tuple[int, int, Output | None, bool, float | None]:
         """Apply a batch of envelopes (the only way work reaches entities), with the event
         clock; returns this shard's epoch and everything it made since the last delivery.
 
@@ -75,15 +76,17 @@ class Shard:
         and while `hold` finishes nothing: a call whose end came in the batch must not be
         decided on that end alone.
 
-        The last value says whether a call here waits for its lateness bound: the writer then
-        keeps delivering often, so the call is decided on time.
+        The fourth value says whether a call here waits for its lateness bound: the writer then
+        keeps delivering often, so the call is decided on time; the fifth is the wall time of
+        the next deadline (`ShardHost.next_due`): a quiet shard is not delivered to before it,
+        so 100,000 ringing calls cost no heartbeat.
 
         Each answer is numbered; `ack` is the number of the last one the writer received.
         When that is not our last, the answer was lost on the way (a timed-out call) and its
         contents go again with this one: what a shard makes is never lost, at worst repeated
         (the writer takes every part of it idempotently)."""
         if known is not None and known != self.epoch:
-            return self.epoch, 0, None, False
+            return self.epoch, 0, None, False, None
         if not self.started:
             self.started = True
             await self.configure()
@@ -99,7 +102,7 @@ class Shard:
             made = self.last
         self.answers += 1
         self.last = made
-        return self.epoch, self.answers, made, self.host.waiting()
+        return self.epoch, self.answers, made, self.host.waiting(), self.host.next_due()
 
     async def resync_agents(self, shard: int) -> None:
         """Shard `shard` restarted: tell its agents again what rings and who talks (their

@@ -60,10 +60,11 @@ DELIVER_BATCH = 2000
 DELIVER_TIMEOUT = 20.0
 # Seconds a shard's timers' output waits at most for a delivery while the shard is busy; after
 # quiet rounds (nothing sent, nothing back, no call waiting for its lateness bound) the wait
-# doubles up to IDLE_HEARTBEAT, so an idle service costs almost nothing (a Ray call is ~1 ms of
-# CPU on each side) and no decision comes later for it.
+# doubles up to IDLE_HEARTBEAT, never past the shard's next wall-clock deadline (a silent call,
+# a held call), so an idle service costs almost nothing (a Ray call is ~1 ms of CPU on each
+# side) and no decision comes later for it. New work wakes a sender at once.
 HEARTBEAT = 0.1
-IDLE_HEARTBEAT = 1.0
+IDLE_HEARTBEAT = 10.0
 BOARD_LINGER = 0.25  # seconds wallboard changes gather before they go (R31: within a second)
 RECOVER_BATCH = 5000
 LINGER = 0.05  # seconds a batch may wait to fill (what waits: a case ~30 s after its call)
@@ -204,6 +205,7 @@ class WriterService:
         """Store the bodies durably; each one's inbox id (None: a body stored before)."""
         await self.start()
         self.calls["ingest"] += 1
+        self.dispatch.clock.touch(time.time())  # the line is not quiet while bodies wait here
         loop = asyncio.get_running_loop()
         futures = []
         for raw, n, received_at in items:
@@ -298,7 +300,7 @@ class WriterService:
         if made.live:
             events = [(live.staff_id, live.event) for live in made.live]
             events = await self.profiles.enrich(events)
-            await self.events.publish(events)
+            self.events.publish(events)
         if made.finished or made.late or made.quarantined:
             self.wakeup.set()
 
@@ -314,6 +316,7 @@ class WriterService:
         for i, shard in enumerate(self.shards):
             if i != index:
                 shard.resync_agents.remote(index)
+                self.send_wakeups[i].set()  # their envelopes go with the next delivery: now
         self.catching_up[index] = asyncio.create_task(self._recover(index))
 
     async def _board_loop(self) -> None:
@@ -427,11 +430,15 @@ class WriterService:
                 del self.outboxes[i][: len(batch)]
                 self.calls["deliver"] += 1
                 hold = i in self.catching_up
+                if self.ingest_queue:  # bodies wait behind a batch: no idling past them
+                    self.dispatch.clock.touch(time.time())
                 call = self.shards[i].deliver.remote(
                     batch, self.dispatch.clock.reading(), self.epochs[i], hold, self.answers[i]
                 )
                 try:
-                    epoch, answer, made, waiting = await asyncio.wait_for(call, DELIVER_TIMEOUT)
+                    epoch, answer, made, waiting, due = await asyncio.wait_for(
+                        call, DELIVER_TIMEOUT
+                    )
                 except Exception:
                     # The shard died (Ray restarts it; its new epoch says so) or the call was
                     # lost: send the batch again (a repeat is a no-op for its calls); the
@@ -447,6 +454,7 @@ class WriterService:
                     continue
                 self.epochs[i], self.answers[i] = epoch, answer
                 quiet = quiet and not batch and not made and not waiting
+                quiet = quiet and i not in self.catching_up
                 try:
                     await self._absorb(made)
                 except Exception:  # this loop must outlive any one answer
@@ -455,7 +463,8 @@ class WriterService:
                     del self.catching_up[i]  # everything it lost was delivered: let it finish
                 if not self.outboxes[i]:
                     break
-            wait = min(wait * 2, IDLE_HEARTBEAT) if quiet else HEARTBEAT
+            until_due = IDLE_HEARTBEAT if due is None else due - time.time()
+            wait = min(wait * 2, IDLE_HEARTBEAT, max(HEARTBEAT, until_due)) if quiet else HEARTBEAT
 
     async def _recover(self, shard: int | None) -> int:
         """Route the notifications not done yet (all, or those of one shard's calls); how
@@ -697,7 +706,7 @@ class WriterService:
         for case_id, staff in result.updated.items():
             events += [(s, {"type": "case.updated", "case_id": case_id}) for s in sorted(staff)]
         self._feed(result.history)
-        await self.events.publish(events)
+        self.events.publish(events)
         if len(self.pending):
             self.wakeup.set()
 

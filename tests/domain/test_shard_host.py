@@ -177,6 +177,19 @@ def test_r32_silent_call_is_finished_after_the_timeout_and_its_popup_ends() -> N
     assert h.agent_replay(S1) == []
 
 
+def test_an_idle_shard_names_its_next_wall_deadline() -> None:
+    """Issue 8 (aioquic's get_timer): a shard with only ringing calls asks for no delivery
+    before its earliest silent-call deadline; none without calls."""
+    h = host(silent_timeout=300.0)
+    assert h.next_due() is None
+    deliver(h, parse(ub.incoming_missed(CALL, START, PHONE, [E1]))[:1], 100.0)
+    other = parse(ub.incoming_missed(CALL + 1, START, PHONE, [E1]))[:1]
+    deliver(h, other, 150.0, first_id=10)
+    assert h.next_due() == 400.0 and not h.waiting()
+    h.tick(400.0)  # the first gave up; the second is next
+    assert h.next_due() == 450.0
+
+
 def test_r2_the_staff_mapping_is_carried_with_the_call() -> None:
     """A mapping changed mid-call changes neither the popups nor the case of that call."""
     h = host()

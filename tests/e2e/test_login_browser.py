@@ -96,7 +96,9 @@ def sign_in(page: Page, email: str, password: str) -> None:
 
 
 def path_of(page: Page) -> str:
-    return "/" + page.url.split("/", 3)[3]
+    """The page's path, without the query and the hash (the console sets `#/cases` as it
+    loads, so the hash depends on when one looks)."""
+    return urllib.parse.urlsplit(page.url).path
 
 
 def me(page: Page) -> dict[str, Any]:

@@ -213,7 +213,7 @@ def test_r9_r21_attach_to_earlier_case(desk: Desk) -> None:
         ),
         "the second message answered and recorded",
     )
-    assert done["status"] == "waiting"
+    assert done["status"] == "waiting", done  # the whole case: its history says why not
     assert done["messages"][1]["call"]["outcome"] == "answered"
     assert done["messages"][1]["call"]["talk_seconds"] == 61
     assert done["messages"][1]["call"]["recording_urls"] == desk.recording_links(events)
