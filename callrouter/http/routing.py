@@ -88,6 +88,7 @@ class RoutingService:
         self.states_at: float | None = None  # monotonic time of the last board answer
         self.pending: list[dict[str, Any]] = []
         self.decided: set[int] = set()  # calls the writer decided: who talked in them
+        self.rule_changes = 0  # `set_rules` calls: a read older than the last one is ignored
         self.talks: list[tuple[str, int, float]] | None = None  # seen during a full load
         self.cursors = store.Cursors()
         self.reasons: Counter[str] = Counter()
@@ -168,6 +169,7 @@ class RoutingService:
 
     async def load(self, db: Database) -> None:
         """The whole view from the database (at start, and every FULL_EVERY)."""
+        changes = self.rule_changes
         self.talks = []
         try:
             async with db.sessions() as session:
@@ -177,7 +179,8 @@ class RoutingService:
                 affinity.talk(digits, staff_id, at)
         finally:
             self.talks = None
-        self.active, self.phones, self.rules = staff.active, staff.phones, staff.rules
+        self.active, self.phones = staff.active, staff.phones
+        self._read_rules(staff.rules, changes)
         self.affinity, self.cursors = affinity, cursors
         # The index is a few hundred thousand long-lived objects: a full collection that walks
         # them all stalls the event loop ~0.1 s, and at 1,000 requests/s it ran every few
@@ -189,9 +192,22 @@ class RoutingService:
         )
 
     async def refresh_config(self, db: Database) -> None:
+        changes = self.rule_changes
         async with db.sessions() as session:
             staff = await store.load_staff(session)
-        self.active, self.phones, self.rules = staff.active, staff.phones, staff.rules
+        self.active, self.phones = staff.active, staff.phones
+        self._read_rules(staff.rules, changes)
+
+    def set_rules(self, rules: RoutingRules) -> None:
+        """This frontend's admin changed them: at once, whatever a read on its way says."""
+        self.rule_changes += 1
+        self.rules = rules
+
+    def _read_rules(self, rules: RoutingRules, changes: int) -> None:
+        """Rules read from the database, unless `set_rules` came while the read was on its
+        way (the read may predate the change: it would undo it for seconds)."""
+        if changes == self.rule_changes:
+            self.rules = rules
 
     async def refresh_delta(self, db: Database) -> None:
         if self.affinity is None:
@@ -459,7 +475,7 @@ async def put_routing(request: web.Request, body: RoutingIn) -> dict[str, Any]:
     Other frontends take the change within a few seconds; this one at once."""
     rules = await request.app[STORE].run(store.save_rules, body.model_dump(exclude_unset=True))
     if (service := request.app.get(ROUTING)) is not None:
-        service.rules = RoutingRules.from_json(rules)
+        service.set_rules(RoutingRules.from_json(rules))
     return _answer(request, rules)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callrouter.domain.clock import GRACE, ClockReading, EventClock
+from callrouter.domain.clock import FAST_GRACE, GRACE, ClockReading, EventClock
 
 L = 30.0
 
@@ -74,7 +74,21 @@ def test_a_fast_replay_idles_at_its_own_pace() -> None:
     reading = clock.reading()
     assert reading is not None and 1300 < reading.rate < 1600
     last = 19.99
-    assert reading.at(last + GRACE + L / reading.rate) >= reading.base + L - 1e-6
+    assert reading.grace == FAST_GRACE
+    assert reading.at(last + FAST_GRACE + L / reading.rate) >= reading.base + L - 1e-6
+
+
+def test_a_fast_streams_hiccup_does_not_carry_its_calls_past_the_bound() -> None:
+    """R32: in a stream far faster than real time, a sender silent for a second and a half
+    (a loaded machine) has not ended its traffic: the clock waits FAST_GRACE before idling at
+    the stream's pace, so a call end posted before its legs is not finished on its own."""
+    clock = EventClock(reach=L)
+    for i in range(2000):
+        clock.observe(i, 1000.0 + 1440 * i * 0.01, wall=i * 0.01)
+    reading = clock.reading()
+    assert reading is not None
+    assert reading.at(19.99 + 1.6) == reading.base  # still where it was
+    assert reading.at(19.99 + GRACE + 1.0) == reading.base
 
 
 @settings(max_examples=200, deadline=None)
@@ -114,5 +128,5 @@ def test_arrivals_keep_the_line_from_being_quiet() -> None:
 
 def test_a_reading_is_a_plain_value() -> None:
     reading = ClockReading(100.0, 5.0, 2.0, L)
-    assert reading.at(5.0) == reading.at(6.0) == 100.0
-    assert reading.at(7.0) == 102.0
+    assert reading.at(5.0) == reading.at(5.0 + FAST_GRACE) == 100.0  # rate 2: a fast stream
+    assert reading.at(5.0 + FAST_GRACE + 1.0) == 102.0
