@@ -418,10 +418,11 @@ async def memory(args: argparse.Namespace, work: Path) -> None:
     # The reference: what Ray itself costs at rest. The supervisor is an actor that does
     # nothing once started; every actor process costs about as much, and the daemons on top.
     actors = args.shards + (3 if args.no_stats else 4)  # + writer, wallboard, stats, supervisor
-    floor = actors * idle_full.get("Supervisor", 0.0) + idle_full.get("ray daemons", 0.0)
+    idle_actor = idle_full.get("Supervisor", 0.0)
+    floor = actors * idle_actor + idle_full.get("ray daemons", 0.0)
     print(
         f"reference: Ray at rest, {actors} actor processes × the supervisor's "
-        f"{idle_full.get('Supervisor', 0.0):.1f} + its daemons = {floor:.1f} % of a core"
+        f"{idle_actor:.1f} + its daemons = {floor:.1f} % of a core"
     )
 
 

@@ -15,18 +15,18 @@ from collections import deque
 from typing import Any
 
 SIZE = 20_000
+# Seconds a busy log's poll waits, once something came, for more to come: one Ray answer per
+# burst instead of one per event (a Ray call is ~1 ms of CPU each side).
+GATHER = 0.01
 
 
 class EventLog:
-    def __init__(self, source: str, gather: float = 0.01) -> None:
+    def __init__(self, source: str) -> None:
         self.source = source
         self.epoch = time.time_ns()
         self.seq = 0
         self.events: deque[tuple[int, int, dict[str, Any]]] = deque(maxlen=SIZE)
         self.bump = asyncio.Event()  # set (and replaced) by every publish
-        # Seconds a busy log's poll waits, once something came, for more to come: one Ray
-        # answer per burst instead of one per event (a Ray call is ~1 ms of CPU each side).
-        self.gather = gather
         self.answered = 0.0  # when a poll last returned events
 
     def publish(self, events: list[tuple[int, dict[str, Any]]]) -> None:
@@ -53,8 +53,8 @@ class EventLog:
             except TimeoutError:
                 return self.epoch, self.seq, []
         loop = asyncio.get_running_loop()
-        if loop.time() - self.answered < 2 * self.gather:  # busy: one answer per burst
-            await asyncio.sleep(self.gather)
+        if loop.time() - self.answered < 2 * GATHER:  # busy: one answer per burst
+            await asyncio.sleep(GATHER)
         self.answered = loop.time()
         first = self.seq - len(self.events) + 1  # the sequence numbers kept are contiguous
         kept = itertools.islice(self.events, max(0, after + 1 - first), None)
