@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
+from callrouter.domain.routing import ROUTED_REASONS
 from callrouter.testing import uis_bodies as uis
 from callrouter.testing.uis_scenario import Outcome, ask_route, fields
 
@@ -148,5 +149,8 @@ def test_a_caller_reaches_the_assignee_of_their_open_case(routing_desk: Desk) ->
     stats = desk.admin.get("/api/v1/routing/stats").json  # today
     assert (stats["routed"], stats["reached"]) == (1, 1)
     assert stats["per_staff"] == [{"staff_id": anna.id, "routed": 1, "reached": 1}]
-    assert stats["by_reason"]["no_free_agent"] >= 1
+    # The ask while Anna was offline fell through: she was not free, or the view did not yet
+    # hold her case (the case reaches it by a database delta each second).
+    fell = {k: n for k, n in stats["by_reason"].items() if k not in ROUTED_REASONS}
+    assert sum(fell.values()) >= 1, stats
     assert "routing call" in desk.service.log_text()
