@@ -37,7 +37,7 @@ async def _live_call(request: web.Request, staff_id: int) -> dict[str, Any]:
     call_id = path_id(request, "id")
     call = await request.app[CLUSTER].call(call_id)
     if call is None:
-        async with request.app[DB].sessions() as session:
+        async with request.app[DB].snapshot() as session:
             row = await session.get(Call, call_id)
         if row is not None and row.finalized:
             raise conflict("call_ended", f"Call {call_id} has ended.")
@@ -52,7 +52,7 @@ async def _render(
 ) -> dict[str, Any]:
     tz = request.app[ACCOUNT].value.tz
     call_id = call["call_session_id"] if call else row.call_session_id  # type: ignore[union-attr]
-    async with request.app[DB].sessions() as session:
+    async with request.app[DB].snapshot() as session:
         case_ids = set(
             await session.scalars(select(Message.case_id).where(Message.call_session_id == call_id))
         )
@@ -108,7 +108,7 @@ async def list_calls(request: web.Request, query: CallsQuery) -> dict[str, Any]:
         )
         items = [await _render(request, c, None) for c in live[offset : offset + limit]]
         return page(items, len(live))
-    async with request.app[DB].sessions() as session:
+    async with request.app[DB].snapshot() as session:
         select_ = (
             select(Call)
             .where(Call.finalized.is_(True))
@@ -126,7 +126,7 @@ async def get_call(request: web.Request) -> dict[str, Any]:
     call = await request.app[CLUSTER].call(call_id)
     row = None
     if call is None or call["state"] == "ended":
-        async with request.app[DB].sessions() as session:
+        async with request.app[DB].snapshot() as session:
             row = await session.get(Call, call_id)
         if row is not None and row.finalized:
             call = None

@@ -67,7 +67,7 @@ def message_json(message: Message, recordings: list[Any], tz: Any) -> dict[str, 
 
 async def case_view(request: web.Request, case_id: int, *, with_messages: bool) -> dict[str, Any]:
     tz = request.app[ACCOUNT].value.tz
-    async with request.app[DB].sessions() as session:
+    async with request.app[DB].snapshot() as session:
         case = await session.get(Case, case_id)
         if case is None:
             raise not_found("case_not_found", f"No case {case_id}.")
@@ -99,7 +99,7 @@ async def list_cases(request: web.Request, query: CasesQuery) -> dict[str, Any]:
     if query.channel is not None:
         select_ = select_.where(Case.channel == query.channel)
     tz = request.app[ACCOUNT].value.tz
-    async with request.app[DB].sessions() as session:
+    async with request.app[DB].snapshot() as session:
         rows, total = await paged(
             session,
             select_.order_by(Case.created_at.desc(), Case.id.desc()),
@@ -143,7 +143,7 @@ async def post_message(request: web.Request, principal: Principal, body: Message
         datetime.now(UTC),
     )
     tz = request.app[ACCOUNT].value.tz
-    async with request.app[DB].sessions() as session:
+    async with request.app[DB].snapshot() as session:
         message = await session.get(Message, message_id)
         assert message is not None
         return message_json(message, [], tz)

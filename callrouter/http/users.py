@@ -32,7 +32,7 @@ async def post_user(request: web.Request, body: UserIn) -> Any:
 async def get_user(request: web.Request) -> dict[str, Any]:
     """One user; 404 `user_not_found`"""
     user_id = path_id(request, "id")
-    async with request.app[DB].sessions() as session:
+    async with request.app[DB].snapshot() as session:
         user = await directory.get_user(session, user_id)
         if user is None:
             raise not_found("user_not_found", f"No user {user_id}.")
@@ -56,7 +56,7 @@ async def search_users(request: web.Request, query: UserQuery) -> dict[str, Any]
     """Users matching `q` (name, email, company, phone, note, custom field values)
 
     Newest first; every user without `q`."""
-    async with request.app[DB].sessions() as session:
+    async with request.app[DB].snapshot() as session:
         users, total = await directory.search_users(session, query.q, query.limit, query.offset)
         phones = await directory.phones_of(session, [u.id for u in users])
     return page([directory.user_json(u, phones[u.id]) for u in users], total)

@@ -46,7 +46,7 @@ async def missed(request: web.Request, principal: Principal, query: MissedQuery)
             raise forbidden("forbidden", "'mine' needs a staff member: the admin has no cases.")
         select_ = select_.where(Case.assignee_id == principal.staff_id)
     tz = request.app[ACCOUNT].value.tz
-    async with request.app[DB].sessions() as session:
+    async with request.app[DB].snapshot() as session:
         rows, total = await paged(
             session, select_.order_by(Case.created_at, Case.id), query.limit, query.offset
         )
@@ -84,7 +84,7 @@ async def my_calls(request: web.Request, staff_id: int, query: Paging) -> Any:
     The calls the acting staff member took part in: answered or made by them, or offered to
     them and missed (the call's `staff_ids`)."""
     tz = request.app[ACCOUNT].value.tz
-    async with request.app[DB].sessions() as session:
+    async with request.app[DB].snapshot() as session:
         select_ = (
             select(Call)
             .where(Call.finalized.is_(True), _took_part(session, staff_id))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, Dialect, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Dialect, Engine, create_engine, event, inspect, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -117,6 +117,19 @@ class Database:
         self._sync: Engine | None = None
         self._checkpointer: _Checkpointer | None = None
         self._json = (kwargs["json_serializer"], kwargs["json_deserializer"])
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """A session for a read of several queries that must agree — a case and its messages
+        as one decision left them. Without it each query sees the database of its own moment:
+        SQLite's driver begins no transaction before a SELECT, and PostgreSQL's read committed
+        takes a new snapshot per statement."""
+        async with self.sessions() as session:
+            if self.is_sqlite:
+                await session.execute(text("BEGIN"))  # deferred: the snapshot of its first read
+            else:
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[Conn]:
