@@ -89,7 +89,7 @@ class WallboardFeed:
                         app[CLUSTER].report_online(self.frontend, connected), CALL_TIMEOUT
                     )
                     online = (connected, loop.time())
-                await asyncio.sleep(PUSH_EVERY)
+                await asyncio.sleep(TICK_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -102,7 +102,7 @@ class WallboardFeed:
         while True:
             try:
                 if not self.screens:  # nobody watches here: no polling the board
-                    await asyncio.sleep(PUSH_EVERY)
+                    await asyncio.sleep(TICK_SECONDS)
                     continue
                 polled = loop.time()
                 snapshot = await asyncio.wait_for(
