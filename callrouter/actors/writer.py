@@ -46,7 +46,7 @@ from callrouter.storage.case_store import Batch, BatchResult, CallFailed, write_
 from callrouter.storage.directory import DirectoryError
 from callrouter.storage.engine import Database
 from callrouter.storage.inbox import Failure, Incoming
-from callrouter.storage.live import Profiles
+from callrouter.storage.live import Profiles, keeps_profiles
 from callrouter.storage.models import Call, CaseEvent
 
 log = logging.getLogger("callrouter.writer")
@@ -592,7 +592,8 @@ class WriterService:
             future.set_exception(exc)
             return
         future.set_result(("ok", result))
-        self.profiles.forget()  # a user, a phone or a popup field may have changed
+        if not keeps_profiles(fn):
+            self.profiles.forget()  # a user, a phone or a popup field may have changed
         await self._feed_since()
 
     def _linger_over(self) -> None:

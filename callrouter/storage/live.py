@@ -13,16 +13,43 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from callrouter.domain.phones import normalize_phone
-from callrouter.storage import directory
+from callrouter.storage import access, case_store, dials, directory
 from callrouter.storage.contexts import PHONES, USERS, rows_in, users_by_number
 from callrouter.storage.engine import Conn, Database
 from callrouter.storage.models import Dial, Field
+from callrouter.storage.snapshots import save_snapshot
 
 MAX_ENTRIES = 100_000
 PROFILED = ("call.ringing", "call.answered")
 DIALS = ("call.dialing", "call.connected")
 
 Profile = tuple[int, list[dict[str, Any]]] | None  # (user id, popup fields), None: unknown
+
+# Units of work that change no user, phone or popup field: the writer's profile cache outlives
+# them. They are what staff do all day (a draft saved as they type, a status, a message), so a
+# busy desk would otherwise empty the cache between most rings. Any unit not named here
+# empties it: forgetting one costs a database read, never a wrong popup.
+KEEPS_PROFILES = frozenset(
+    f"{fn.__module__}.{fn.__qualname__}"
+    for fn in (
+        case_store.attach_call,
+        case_store.save_draft,
+        case_store.patch_case,
+        case_store.post_message,
+        dials.start_dial,
+        dials.drop_dial,
+        dials.dial_started,
+        access.open_session,
+        access.close_session,
+        save_snapshot,
+    )
+)
+
+
+def keeps_profiles(fn: Callable[..., Any]) -> bool:
+    """Whether the unit of work `fn` leaves every popup's profile as it was (by name: the
+    function came through Ray)."""
+    return f"{fn.__module__}.{fn.__qualname__}" in KEEPS_PROFILES
 
 
 class Profiles:
