@@ -15,8 +15,8 @@ staff member's WebSocket) percentiles, how many popups never came, the wallboard
 sent → first frame showing that staff member busy, for rings of someone shown idle), the webhook
 latency, and the `bare` reference endpoint's answer time at the same rate (measured first, same
 sender). With `--two-frontends`
-the webhooks go to one service and the consoles to a second one on the same PostgreSQL
-database, the popups crossing through Redis.
+the webhooks go to one frontend and the consoles (and the wallboard) to a second frontend of
+the same service (it joins the first one's Ray), the popups crossing through Redis.
 
 `memory` starts the service, posts the ringing leg of `--calls` incoming calls (no call ends:
 they stay live), waits until the shards hold them all, and prints the shards' memory growth per
@@ -252,6 +252,14 @@ def wallboard_latency(
     return latency
 
 
+def service_cpu(service: Any, other: Any) -> dict[str, float]:
+    """CPU seconds by role of the service, and of the second frontend when there is one."""
+    found = cpu_by_role(service.pid)
+    if other is not None:
+        found["frontend B"] = sum(cpu_by_role(other.pid).values())
+    return found
+
+
 async def popups(args: argparse.Namespace, work: Path) -> None:
     lines = traffic(args.rate, args.seconds, args.consoles)
     rings = sum(1 for _, doc in lines if facts(doc)[1])
@@ -265,7 +273,11 @@ async def popups(args: argparse.Namespace, work: Path) -> None:
         consoles_url = url
         if args.two_frontends:  # started once A made the tables; popups cross through Redis
             other_port = free_port()
-            other = start_service(args, other_port, work, name="frontend-b")
+            # The same service: B joins A's Ray (its writer, shards and wallboard), as a
+            # second frontend of a deployment does; only the live events cross through Redis.
+            other = start_service(
+                args, other_port, work, name="frontend-b", extra=("--ray-address", "auto")
+            )
             consoles_url = f"http://127.0.0.1:{other_port}"
             await wait_healthy(consoles_url, timeout=120)
         number = lines[0][1].get("virtual_phone_number") or "74950000000"
@@ -287,11 +299,11 @@ async def popups(args: argparse.Namespace, work: Path) -> None:
             consoles.append(asyncio.create_task(wallboard(session, consoles_url, frames)))
             per_console = (hub.memory_info().rss - hub_rss) / len(tokens) / 1024
             rss_before = tree_rss_mib(service.pid)
-            cpu_before = cpu_by_role(service.pid)
+            cpu_before = service_cpu(service, other)
             proc, pipe = send_in_process(url + path, lines)
             result = await collect(proc, pipe)
             await asyncio.sleep(3)  # the last popups
-            cpu_after = cpu_by_role(service.pid)
+            cpu_after = service_cpu(service, other)
             rss_after = tree_rss_mib(service.pid)
             for task in consoles:
                 task.cancel()
@@ -313,6 +325,7 @@ async def popups(args: argparse.Namespace, work: Path) -> None:
     print(summary("callrouter: webhook answer", result["answers"]))
     print(summary("callrouter: popup", latency))
     print(summary("wallboard: ring shown", wallboard_latency(result["sent"], staff_ids, frames)))
+    print(f"{'wallboard: frames':<28}{len(frames):>8}")
     print(summary("sender: post later than due", result["lag"]))
     busy = {k: (cpu_after.get(k, 0.0) - v) / (result["seconds"] + 3) for k, v in cpu_before.items()}
     print(

@@ -81,10 +81,15 @@ async def count_cases(url: str) -> int:
 
 
 def start_service(
-    args: argparse.Namespace, port: int, work: Path, name: str = "serve"
+    args: argparse.Namespace,
+    port: int,
+    work: Path,
+    name: str = "serve",
+    extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
-    """`callrouter serve` with the benchmark's options (`--redis-url` when the args have one)."""
-    cmd = [sys.executable, "-m", "callrouter", "serve", "--port", str(port)]
+    """`callrouter serve` with the benchmark's options (`--redis-url` when the args have one)
+    and `extra` arguments."""
+    cmd = [sys.executable, "-m", "callrouter", "serve", "--port", str(port), *extra]
     cmd += ["--data-dir", str(work / f"{name}-data"), "--shards", str(args.shards)]
     if args.database_url:
         cmd += ["--database-url", args.database_url]
