@@ -37,7 +37,7 @@ async def _live_call(request: web.Request, staff_id: int) -> dict[str, Any]:
     call_id = path_id(request, "id")
     call = await request.app[CLUSTER].call(call_id)
     if call is None:
-        async with request.app[DB].snapshot() as session:
+        async with request.app[DB].sessions() as session:
             row = await session.get(Call, call_id)
         if row is not None and row.finalized:
             raise conflict("call_ended", f"Call {call_id} has ended.")
@@ -126,7 +126,7 @@ async def get_call(request: web.Request) -> dict[str, Any]:
     call = await request.app[CLUSTER].call(call_id)
     row = None
     if call is None or call["state"] == "ended":
-        async with request.app[DB].snapshot() as session:
+        async with request.app[DB].sessions() as session:
             row = await session.get(Call, call_id)
         if row is not None and row.finalized:
             call = None

@@ -143,7 +143,7 @@ async def post_message(request: web.Request, principal: Principal, body: Message
         datetime.now(UTC),
     )
     tz = request.app[ACCOUNT].value.tz
-    async with request.app[DB].snapshot() as session:
+    async with request.app[DB].sessions() as session:
         message = await session.get(Message, message_id)
         assert message is not None
         return message_json(message, [], tz)
